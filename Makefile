@@ -1,0 +1,37 @@
+# Two commands, each making its own virtual environment:
+#   make demo   render the default project into demo/, install it, and train it
+#   make test   run the template's whole test suite (what CI runs)
+
+PYTHON ?= python3
+# The CPU build; on a machine with a GPU, set TORCH=torch to get the CUDA build.
+TORCH ?= torch==2.13.0
+VENV := .venv
+PY := $(VENV)/bin/python
+
+.PHONY: demo test lint clean
+
+$(VENV)/.installed: requirements-dev.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet "$(TORCH)"
+	$(PY) -m pip install --quiet -r requirements-dev.txt
+	touch $@
+
+test: $(VENV)/.installed
+	$(PY) -m pytest
+
+lint: $(VENV)/.installed
+	$(VENV)/bin/ruff check hooks tests
+	$(VENV)/bin/ruff format --check hooks tests
+
+demo: $(VENV)/.installed
+	rm -rf demo
+	$(PY) -m cookiecutter --no-input --output-dir demo .
+	cd demo/digits-classifier && $(PYTHON) -m venv .venv \
+		&& .venv/bin/python -m pip install --quiet "$(TORCH)" \
+		&& .venv/bin/python -m pip install --quiet -e ".[dev]" \
+		&& .venv/bin/python train.py \
+		&& .venv/bin/pytest -q
+
+clean:
+	rm -rf demo $(VENV)

@@ -1,0 +1,61 @@
+"""Render the template once per set of answers and share the result between tests."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from cookiecutter.main import cookiecutter
+
+TEMPLATE = Path(__file__).resolve().parents[1]
+
+# Answers that exercise every license and the less common shapes of names and versions.
+ANSWERS = {
+    "default": {},
+    "apache": {
+        "project_name": "Vision Lab Experiments",
+        "package_name": "vislab",
+        "description": "Image models for the vision lab.",
+        "author_name": "Ada Lovelace",
+        "author_email": "ada@example.org",
+        "version": "2.0.0rc1",
+        "python_version": "3.10",
+        "license": "Apache-2.0",
+    },
+    "bsd": {"project_name": "tiny", "license": "BSD-3-Clause", "python_version": "3.12"},
+    "proprietary": {"project_slug": "acme.train", "package_name": "acme_train", "license": "Proprietary"},
+}
+
+
+def render(output_dir: Path, **answers: str) -> Path:
+    """Render the template with ``answers`` (defaults for the rest) and return the project folder."""
+    return Path(cookiecutter(str(TEMPLATE), no_input=True, extra_context=answers, output_dir=str(output_dir)))
+
+
+@pytest.fixture(scope="session")
+def rendered(tmp_path_factory: pytest.TempPathFactory):
+    """``rendered(name)``: the project rendered from ``ANSWERS[name]``, rendered once per session."""
+    projects: dict[str, Path] = {}
+
+    def get(name: str) -> Path:
+        if name not in projects:
+            projects[name] = render(tmp_path_factory.mktemp(name), **ANSWERS[name])
+        return projects[name]
+
+    return get
+
+
+def run(command: list[str], cwd: Path, timeout: float = 600) -> subprocess.CompletedProcess:
+    """Run a command in a generated project; fail the test with its output if it fails."""
+    env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
+    result = subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=timeout, env=env)
+    assert result.returncode == 0, f"{command} failed in {cwd}:\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}"
+    return result
+
+
+def python(*args: str) -> list[str]:
+    """A command line running this interpreter, which has the generated projects' dependencies."""
+    return [sys.executable, *args]

@@ -1,0 +1,46 @@
+"""The hooks: refuse bad names cleanly (one line, no folder left), then print the next steps."""
+
+from __future__ import annotations
+
+import pytest
+from conftest import render
+from cookiecutter.exceptions import FailedHookException
+
+
+@pytest.mark.parametrize(
+    ("answers", "field"),
+    [
+        ({"package_name": "class"}, "package_name"),
+        ({"package_name": "2fast"}, "package_name"),
+        ({"package_name": "my-package"}, "package_name"),
+        ({"package_name": "torch"}, "package_name"),
+        ({"package_name": "json"}, "package_name"),
+        ({"package_name": "data"}, "package_name"),
+        ({"project_slug": "Bad Slug"}, "project_slug"),
+        ({"project_slug": "-leading-dash"}, "project_slug"),
+    ],
+)
+def test_invalid_names_are_refused_with_one_line(capfd, tmp_path, answers, field):
+    with pytest.raises(FailedHookException):
+        render(tmp_path, **answers)
+    errors = [line for line in capfd.readouterr().err.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1, errors
+    value = next(iter(answers.values()))
+    assert errors[0].startswith(f"error: {field} {value!r}")
+    assert "for example" in errors[0]
+    assert not any(tmp_path.iterdir()), "a refused answer left files behind"
+
+
+def test_derived_names_follow_the_project_name(cookies):
+    result = cookies.bake(extra_context={"project_name": "Crème Brûlée Detector"})
+    assert result.exit_code == 0, result.exception
+    assert result.project_path.name == "creme-brulee-detector"
+    assert (result.project_path / "creme_brulee_detector" / "cli.py").is_file()
+
+
+def test_post_gen_prints_next_steps(cookies, capfd):
+    result = cookies.bake()
+    assert result.exit_code == 0
+    out = capfd.readouterr().out
+    for step in ("cd digits-classifier", 'pip install -e ".[dev]"', "python train.py", "tensorboard --logdir logs"):
+        assert step in out

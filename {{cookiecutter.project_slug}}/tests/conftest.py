@@ -1,0 +1,57 @@
+"""Shared helpers: run the real entry point in a subprocess and read back what it wrote."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+
+
+def run_train(*args: str, log_dir: Path, check: bool = True) -> subprocess.CompletedProcess:
+    """Run ``python train.py <args>`` the way a user does, with logs and checkpoints under ``log_dir``.
+
+    With ``check`` (the default) the run must succeed; without, the caller inspects the failure.
+    """
+    command = [
+        sys.executable,
+        str(PROJECT_ROOT / "train.py"),
+        *args,
+        f"--trainer.logger.init_args.save_dir={log_dir}",
+        "--trainer.enable_progress_bar=false",
+        "--trainer.enable_model_summary=false",
+    ]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300, cwd=PROJECT_ROOT)
+    if check:
+        assert result.returncode == 0, f"{' '.join(command)} failed:\n{result.stdout}\n{result.stderr}"
+    return result
+
+
+def read_scalars(run_dir: Path) -> dict[str, list[tuple[int, float]]]:
+    """All TensorBoard scalars of one run directory, as ``{tag: [(step, value), ...]}`` ordered by step."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    scalars: dict[str, list[tuple[int, float]]] = {}
+    for events in sorted(run_dir.glob("events.out.tfevents.*")):
+        accumulator = EventAccumulator(str(events), size_guidance={"scalars": 0})
+        accumulator.Reload()
+        for tag in accumulator.Tags()["scalars"]:
+            scalars.setdefault(tag, []).extend((e.step, e.value) for e in accumulator.Scalars(tag))
+    return {tag: sorted(points) for tag, points in scalars.items()}
+
+
+def load_checkpoint(path: Path) -> dict:
+    """Load a checkpoint the safe way: tensors and plain containers only."""
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+@pytest.fixture(scope="session")
+def trained_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A real 4-epoch fit through train.py, shared by the tests that inspect its output."""
+    log_dir = tmp_path_factory.mktemp("logs")
+    run_train("fit", "--trainer.max_epochs=4", log_dir=log_dir)
+    return log_dir

@@ -1,0 +1,61 @@
+"""Real, short training runs through ``train.py``, the entry point users run."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+from conftest import PROJECT_ROOT, load_checkpoint, read_scalars, run_train
+
+
+def only_run(log_dir: Path) -> Path:
+    runs = sorted((log_dir / "digits").glob("version_*"))
+    assert len(runs) == 1, runs
+    return runs[0]
+
+
+def test_fit_learns_and_writes_checkpoints_and_logs(trained_run):
+    run = only_run(trained_run)
+    scalars = read_scalars(run)
+    train_loss = [value for _, value in scalars["train/loss"]]
+    val_acc = [value for _, value in scalars["val/acc"]]
+    assert len(val_acc) == 4
+    assert train_loss[-1] < train_loss[0] / 2
+    assert val_acc[-1] > val_acc[0]
+    assert val_acc[-1] >= 0.85
+    assert (run / "checkpoints" / "last.ckpt").is_file()
+    assert len(list((run / "checkpoints").glob("best-epoch=*.ckpt"))) == 1
+    assert (run / "config.yaml").is_file()
+    assert "lr-AdamW" in scalars
+
+
+def test_resume_from_last_continues_the_same_run(trained_run, tmp_path):
+    run_train("fit", "--trainer.max_epochs=2", log_dir=tmp_path)
+    run = only_run(tmp_path)
+    assert load_checkpoint(run / "checkpoints" / "last.ckpt")["epoch"] == 1
+
+    result = run_train("fit", "--ckpt_path=last", "--trainer.max_epochs=4", log_dir=tmp_path)
+    assert "Restored all states" in result.stdout + result.stderr
+    assert only_run(tmp_path) == run
+    checkpoint = load_checkpoint(run / "checkpoints" / "last.ckpt")
+    assert checkpoint["epoch"] == 3
+    val_steps = [step for step, _ in read_scalars(run)["val/acc"]]
+    assert len(val_steps) == 4 and len(set(val_steps)) == 4
+
+
+def test_resume_without_a_checkpoint_says_so(tmp_path):
+    result = run_train("fit", "--ckpt_path=last", log_dir=tmp_path, check=False)
+    assert result.returncode != 0
+    assert "no checkpoint found" in result.stderr
+    assert not any(tmp_path.iterdir())
+
+
+def test_default_config_is_found_from_any_directory(tmp_path):
+    result = subprocess.run(
+        [sys.executable, str(PROJECT_ROOT / "train.py"), "fit", "--print_config"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "save_dir: logs" in result.stdout
+    assert "monitor: val/loss" in result.stdout

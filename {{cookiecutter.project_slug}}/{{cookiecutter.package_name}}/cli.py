@@ -1,0 +1,140 @@
+"""The command line: ``python train.py [fit|validate|test|predict] [--options]`` (``fit`` if omitted).
+
+Every run reads ``configs/config.yaml`` (found next to this package, whatever the working directory),
+then the files given with ``--config``, then the ``--section.key value`` options: later ones win.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import warnings
+from pathlib import Path
+
+import torch
+from pytorch_lightning.cli import LightningArgumentParser, LightningCLI
+
+from .data.dataset import DigitsDataModule
+from .lightning.module import ImageClassifier
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_CONFIG = PROJECT_ROOT / "configs" / "config.yaml"
+SUBCOMMANDS = ("fit", "validate", "test", "predict")
+
+
+def default_precision(accelerator: object) -> str:
+    """Mixed precision on CUDA GPUs (bf16 where the GPU supports it), full precision everywhere else."""
+    if accelerator in ("auto", "gpu", "cuda") and torch.cuda.is_available():
+        return "bf16-mixed" if torch.cuda.is_bf16_supported() else "16-mixed"
+    return "32-true"
+
+
+class TrainingCLI(LightningCLI):
+    """LightningCLI with this project's defaults.
+
+    Shapes come from the data, precision from the hardware, and ``--ckpt_path last`` / ``best`` find the
+    checkpoints of the newest run.
+    """
+
+    def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
+        parser.link_arguments("data.input_shape", "model.input_shape", apply_on="instantiate")
+        parser.link_arguments("data.num_classes", "model.num_classes", apply_on="instantiate")
+
+    def parse_arguments(self, parser: LightningArgumentParser, args) -> None:
+        """Parse as usual, then turn ``--ckpt_path last|best`` into a file.
+
+        This runs before LightningCLI reads the model's hyperparameters from that file, so that evaluating
+        a checkpoint rebuilds the network it was trained with, whatever the config says now.
+        """
+        super().parse_arguments(parser, args)
+        subcommand = self.config.get("subcommand")
+        if subcommand and self.config[subcommand].ckpt_path in ("last", "best"):
+            find_checkpoint(self.config[subcommand], reuse_run=subcommand == "fit")
+        if subcommand != "fit":
+            # Evaluating a checkpoint restores its ModelCheckpoint state into a new run folder, harmlessly.
+            warnings.filterwarnings("ignore", "The dirpath has changed from")
+
+    def before_instantiate_classes(self) -> None:
+        config = self.config[self.subcommand]
+        if config.trainer.precision is None:
+            config.trainer.precision = default_precision(config.trainer.accelerator)
+        if not config.trainer.enable_progress_bar:
+            # The bar is configured as a callback (for its refresh rate); the switch turns that off too.
+            callbacks = config.trainer.callbacks or []
+            config.trainer.callbacks = [c for c in callbacks if not c.class_path.endswith("ProgressBar")]
+
+
+def run_directories(logger_config) -> list[Path]:
+    """The ``version_N`` directories of the configured TensorBoard experiment, oldest first."""
+    root = Path(logger_config.init_args.save_dir) / logger_config.init_args.name
+    runs = [path for path in root.glob("version_*") if path.name.removeprefix("version_").isdigit()]
+    return sorted(runs, key=lambda path: int(path.name.removeprefix("version_")))
+
+
+def best_checkpoint(last: Path) -> Path:
+    """The best checkpoint recorded by ModelCheckpoint in the state saved with ``last``."""
+    state = torch.load(last, map_location="cpu", weights_only=True, mmap=True)
+    for key, callback_state in state.get("callbacks", {}).items():
+        # The checkpoint callback that monitors a metric is the one with a score.
+        if key.startswith("ModelCheckpoint") and callback_state.get("best_model_score") is not None:
+            return Path(callback_state["best_model_path"])
+    sys.exit(f"error: --ckpt_path best: {last} records no best checkpoint")
+
+
+def find_checkpoint(config, reuse_run: bool) -> None:
+    """Turn ``ckpt_path: last|best`` into the checkpoint file of the newest run that has one.
+
+    With ``reuse_run`` (for ``fit``) the logger also reuses that run's version directory, so a resumed run
+    continues the same TensorBoard curves and keeps writing checkpoints where ``last`` finds them again.
+    """
+    logger = config.trainer.logger
+    runs = [run for run in run_directories(logger) if (run / "checkpoints" / "last.ckpt").is_file()]
+    if not runs:
+        where = Path(logger.init_args.save_dir) / logger.init_args.name / "version_*/checkpoints/last.ckpt"
+        sys.exit(f"error: --ckpt_path {config.ckpt_path}: no checkpoint found at {where}")
+    last = runs[-1] / "checkpoints" / "last.ckpt"
+    config.ckpt_path = str(last if config.ckpt_path == "last" else best_checkpoint(last))
+    if reuse_run:
+        logger.init_args.version = runs[-1].name
+        warnings.filterwarnings("ignore", "Checkpoint directory .* exists and is not empty")
+
+
+class DropAdvertisements(logging.Filter):
+    """Drops Lightning's "Tip: try installing ..." messages, which are advertisements, not advice."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "Tip:" not in record.getMessage()
+
+
+def quiet_known_noise() -> None:
+    """Silence messages that do not apply to this project, so that real warnings stand out."""
+    # The digits live in memory, so DataLoader workers would only add start-up time; and the pytree
+    # deprecation comes from inside Lightning 2.6 on torch >= 2.9, not from this project.
+    warnings.filterwarnings("ignore", ".*does not have many workers.*")
+    warnings.filterwarnings("ignore", ".*LeafSpec.*", category=FutureWarning)
+    logging.getLogger("pytorch_lightning.utilities.rank_zero").addFilter(DropAdvertisements())
+
+
+def with_default_subcommand(argv: list[str]) -> list[str]:
+    """``train.py [--options]`` means ``train.py fit [--options]``; help and explicit subcommands pass."""
+    if any(arg in (*SUBCOMMANDS, "-h", "--help") for arg in argv):
+        return argv
+    return ["fit", *argv]
+
+
+def main(args: list[str] | None = None) -> None:
+    """Run the command line; without a subcommand, ``fit``."""
+    quiet_known_noise()
+    if args is None:
+        # Rewritten in place rather than passed as ``args``: DDP re-launches this script with sys.argv.
+        sys.argv[1:] = with_default_subcommand(sys.argv[1:])
+    else:
+        args = with_default_subcommand(args)
+    TrainingCLI(
+        ImageClassifier,
+        DigitsDataModule,
+        args=args,
+        parser_kwargs={command: {"default_config_files": [DEFAULT_CONFIG]} for command in SUBCOMMANDS},
+        save_config_kwargs={"overwrite": True},
+        auto_configure_optimizers=False,
+    )

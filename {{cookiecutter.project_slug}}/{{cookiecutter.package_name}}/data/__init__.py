@@ -1,0 +1,1 @@
+"""Datasets and the LightningDataModule that feeds them to the Trainer."""

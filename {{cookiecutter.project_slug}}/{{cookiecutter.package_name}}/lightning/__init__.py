@@ -1,0 +1,1 @@
+"""The LightningModule: the training logic around the networks in ``models``."""

@@ -1,0 +1,86 @@
+"""The training logic: loss, metrics, optimizer and schedule around the network in ``models``."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import pytorch_lightning as pl
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+from torchmetrics.classification import MulticlassAccuracy
+
+from ..models.classifier import Classifier
+
+
+class ImageClassifier(pl.LightningModule):
+    """Trains a :class:`Classifier` with cross-entropy and reports loss and accuracy per split.
+
+    Args:
+        input_shape: Shape of one image, ``(channels, height, width)``; set from the DataModule.
+        num_classes: Number of classes; set from the DataModule.
+        hidden_dims: Widths of the hidden layers of the network.
+        dropout: Dropout probability after each hidden layer.
+        lr: Peak learning rate of AdamW; a cosine schedule decays it to zero over ``max_epochs``.
+        weight_decay: AdamW weight decay.
+    """
+
+    def __init__(
+        self,
+        input_shape: Sequence[int] = (1, 8, 8),
+        num_classes: int = 10,
+        hidden_dims: Sequence[int] = (128, 64),
+        dropout: float = 0.1,
+        lr: float = 1e-3,
+        weight_decay: float = 1e-4,
+    ) -> None:
+        super().__init__()
+        # Plain numbers only, so checkpoints load with torch.load(weights_only=True).
+        self.save_hyperparameters()
+        self.net = Classifier(input_shape, num_classes, hidden_dims, dropout)
+        self.example_input_array = torch.zeros(1, *input_shape)
+        # average="micro": the share of correctly classified samples (torchmetrics defaults to macro).
+        self.train_acc = MulticlassAccuracy(num_classes, average="micro")
+        self.val_acc = MulticlassAccuracy(num_classes, average="micro")
+        self.test_acc = MulticlassAccuracy(num_classes, average="micro")
+
+    def forward(self, images: Tensor) -> Tensor:
+        """Return class logits."""
+        return self.net(images)
+
+    def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
+        images, labels = batch
+        logits = self(images)
+        loss = F.cross_entropy(logits, labels)
+        self.train_acc(logits, labels)
+        self.log("train/loss", loss, prog_bar=True)
+        self.log("train/acc", self.train_acc, on_step=False, on_epoch=True)
+        return loss
+
+    def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
+        self._evaluate(batch, "val", self.val_acc)
+
+    def test_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
+        self._evaluate(batch, "test", self.test_acc)
+
+    def predict_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
+        """Return class probabilities, shape ``(batch, num_classes)``."""
+        images, _ = batch
+        return self(images).softmax(dim=-1)
+
+    def _evaluate(self, batch: tuple[Tensor, Tensor], split: str, accuracy: MulticlassAccuracy) -> None:
+        images, labels = batch
+        logits = self(images)
+        # sync_dist averages the loss over DDP processes; the torchmetrics accuracy syncs itself.
+        self.log(f"{split}/loss", F.cross_entropy(logits, labels), prog_bar=True, sync_dist=True)
+        accuracy(logits, labels)
+        self.log(f"{split}/acc", accuracy, prog_bar=True)
+
+    def configure_optimizers(self):
+        optimizer = torch.optim.AdamW(
+            self.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay
+        )
+        # max_epochs is -1 for "no limit": the cosine then spans a single epoch and stays at its floor.
+        epochs = max(self.trainer.max_epochs, 1)
+        scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"}}

@@ -1,0 +1,1 @@
+"""Plain PyTorch networks: no Lightning in here, so they can be reused and exported anywhere."""
