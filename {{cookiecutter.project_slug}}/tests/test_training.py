@@ -4,6 +4,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from conftest import PROJECT_ROOT, load_checkpoint, read_scalars, run_train
 
 
@@ -28,6 +29,7 @@ def test_fit_learns_and_writes_checkpoints_and_logs(trained_run):
     assert "lr-AdamW" in scalars
 
 
+@pytest.mark.slow
 def test_resume_from_last_continues_the_same_run(trained_run, tmp_path):
     run_train("fit", "--trainer.max_epochs=2", log_dir=tmp_path)
     run = only_run(tmp_path)
