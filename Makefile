@@ -1,6 +1,6 @@
 # Two commands, each making its own virtual environment:
 #   make demo   render the default project into demo/, install it, and train it
-#   make test   run the template's whole test suite (what CI runs)
+#   make test   lint the template's own code and run its whole test suite (what CI runs)
 
 PYTHON ?= python3
 # The CPU build; on a machine with a GPU, set TORCH=torch to get the CUDA build.
@@ -17,7 +17,7 @@ $(VENV)/.installed: requirements-dev.txt
 	$(PY) -m pip install --quiet -r requirements-dev.txt
 	touch $@
 
-test: $(VENV)/.installed
+test: lint
 	$(PY) -m pytest
 
 lint: $(VENV)/.installed

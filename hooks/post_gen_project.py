@@ -1,6 +1,10 @@
 """Print the next steps. Nothing else: no git, no network, so re-running it (e.g. on update) is harmless."""
 
-SLUG = {{ cookiecutter.project_slug | tojson }}
+import json
+
+# Cookiecutter renders this into JSON inside a raw single-quoted string: JSON escapes every ' it holds,
+# so any answer is safe here (fmt: skip keeps the formatter from switching to double quotes).
+SLUG = json.loads(r'{{ cookiecutter | tojson }}')["project_slug"]  # fmt: skip
 
 print(
     f"""

@@ -4,22 +4,44 @@ Cookiecutter runs this after the prompts and before rendering; a non-zero exit m
 (still empty) output folder, so a refused answer leaves nothing behind.
 """
 
+import json
 import keyword
 import re
 import sys
 
-ANSWERS = {
-    "project_slug": {{ cookiecutter.project_slug | tojson }},
-    "package_name": {{ cookiecutter.package_name | tojson }},
-}
+# Cookiecutter renders this into JSON inside a raw single-quoted string: JSON escapes every ' it holds,
+# so any answer is safe here (fmt: skip keeps the formatter from switching to double quotes).
+ANSWERS = json.loads(r'{{ cookiecutter | tojson }}')  # fmt: skip
 
 # Importing the project must never shadow these: the stack the project runs on, and names so generic
 # that another installed package or a stray folder would collide with them.
 RESERVED_PACKAGE_NAMES = {
-    "torch", "torchvision", "torchmetrics", "pytorch_lightning", "lightning", "lightning_fabric",
-    "lightning_utilities", "jsonargparse", "sklearn", "scipy", "numpy", "yaml", "tensorboard",
-    "pytest", "setuptools", "pip", "test", "tests", "data", "models", "model", "src", "utils",
-    "configs", "train", "scripts",
+    "torch",
+    "torchvision",
+    "torchmetrics",
+    "pytorch_lightning",
+    "lightning",
+    "lightning_fabric",
+    "lightning_utilities",
+    "jsonargparse",
+    "sklearn",
+    "scipy",
+    "numpy",
+    "yaml",
+    "tensorboard",
+    "pytest",
+    "setuptools",
+    "pip",
+    "test",
+    "tests",
+    "data",
+    "models",
+    "model",
+    "src",
+    "utils",
+    "configs",
+    "train",
+    "scripts",
 }
 
 SLUG_PATTERN = re.compile(r"^[a-z0-9](?:[a-z0-9._-]*[a-z0-9])?$")

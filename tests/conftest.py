@@ -52,7 +52,9 @@ def run(command: list[str], cwd: Path, timeout: float = 600) -> subprocess.Compl
     """Run a command in a generated project; fail the test with its output if it fails."""
     env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
     result = subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=timeout, env=env)
-    assert result.returncode == 0, f"{command} failed in {cwd}:\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}"
+    assert result.returncode == 0, (
+        f"{command} failed in {cwd}:\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}"
+    )
     return result
 
 

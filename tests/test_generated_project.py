@@ -27,7 +27,9 @@ def scalars(run_dir: Path, tag: str) -> list[tuple[int, float]]:
 def readme_commands(project: Path) -> list[str]:
     """The ``python train.py ...`` lines of the generated README's bash blocks, in order."""
     blocks = re.findall(r"```bash\n(.*?)```", (project / "README.md").read_text(encoding="utf-8"), re.S)
-    return [line.strip() for block in blocks for line in block.splitlines() if line.startswith("python train.py")]
+    return [
+        line.strip() for block in blocks for line in block.splitlines() if line.startswith("python train.py")
+    ]
 
 
 @pytest.fixture(scope="module")

@@ -42,5 +42,10 @@ def test_post_gen_prints_next_steps(cookies, capfd):
     result = cookies.bake()
     assert result.exit_code == 0
     out = capfd.readouterr().out
-    for step in ("cd digits-classifier", 'pip install -e ".[dev]"', "python train.py", "tensorboard --logdir logs"):
+    for step in (
+        "cd digits-classifier",
+        'pip install -e ".[dev]"',
+        "python train.py",
+        "tensorboard --logdir logs",
+    ):
         assert step in out
