@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import pytorch_lightning as pl
 import torch
-from sklearn.datasets import load_digits
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
@@ -46,6 +45,9 @@ def keep_batch(batch: tuple[Tensor, Tensor]) -> tuple[Tensor, Tensor]:
 
 def load_digit_tensors() -> tuple[Tensor, Tensor]:
     """Return all digits as images ``(1797, 1, 8, 8)`` in [0, 1] and integer labels ``(1797,)``."""
+    # Imported here: scikit-learn takes ~0.5 s to import, and `train.py --help` needs none of it.
+    from sklearn.datasets import load_digits
+
     digits = load_digits()
     images = torch.tensor(digits.images, dtype=torch.float32).unsqueeze(1) / PIXEL_MAX
     labels = torch.tensor(digits.target, dtype=torch.long)
