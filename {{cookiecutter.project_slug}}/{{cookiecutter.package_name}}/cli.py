@@ -81,21 +81,30 @@ def best_checkpoint(last: Path) -> Path:
     sys.exit(f"error: --ckpt_path best: {last} records no best checkpoint")
 
 
+def resolve_checkpoint(which: str, logger_config) -> Path:
+    """The ``last`` or ``best`` checkpoint of the newest run of the configured logger that has one.
+
+    Shared by ``train.py`` and ``export.py``, so that both mean the same file.
+    """
+    runs = [run for run in run_directories(logger_config) if (run / "checkpoints" / "last.ckpt").is_file()]
+    if not runs:
+        init_args = logger_config.init_args
+        where = Path(init_args.save_dir) / init_args.name / "version_*/checkpoints/last.ckpt"
+        sys.exit(f"error: --ckpt_path {which}: no checkpoint found at {where}")
+    last = runs[-1] / "checkpoints" / "last.ckpt"
+    return last if which == "last" else best_checkpoint(last)
+
+
 def find_checkpoint(config, reuse_run: bool) -> None:
     """Turn ``ckpt_path: last|best`` into the checkpoint file of the newest run that has one.
 
     With ``reuse_run`` (for ``fit``) the logger also reuses that run's version directory, so a resumed run
     continues the same TensorBoard curves and keeps writing checkpoints where ``last`` finds them again.
     """
-    logger = config.trainer.logger
-    runs = [run for run in run_directories(logger) if (run / "checkpoints" / "last.ckpt").is_file()]
-    if not runs:
-        where = Path(logger.init_args.save_dir) / logger.init_args.name / "version_*/checkpoints/last.ckpt"
-        sys.exit(f"error: --ckpt_path {config.ckpt_path}: no checkpoint found at {where}")
-    last = runs[-1] / "checkpoints" / "last.ckpt"
-    config.ckpt_path = str(last if config.ckpt_path == "last" else best_checkpoint(last))
+    checkpoint = resolve_checkpoint(config.ckpt_path, config.trainer.logger)
+    config.ckpt_path = str(checkpoint)
     if reuse_run:
-        logger.init_args.version = runs[-1].name
+        config.trainer.logger.init_args.version = checkpoint.parents[1].name
         warnings.filterwarnings("ignore", "Checkpoint directory .* exists and is not empty")
 
 

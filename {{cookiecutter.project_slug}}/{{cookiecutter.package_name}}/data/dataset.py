@@ -69,6 +69,9 @@ class DigitsDataModule(pl.LightningDataModule):
     input_shape = (1, 8, 8)
     num_classes = 10
     class_names = tuple(str(digit) for digit in range(10))
+    # How raw pixels become the network's input, (pixels / scale - mean) / std, for whoever feeds an
+    # exported model (export.py writes it next to the model file).
+    normalization = {"scale": PIXEL_MAX, "mean": 0.0, "std": 1.0}
 
     def __init__(
         self,

@@ -1,0 +1,9 @@
+"""Entry point: ``python export.py --ckpt_path best`` writes ONNX and TorchScript files, parity-checked.
+
+``python export.py --help`` lists the options; the ONNX format needs ``pip install -e ".[export]"``.
+"""
+
+from {{ cookiecutter.package_name }}.export import main
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,195 @@
+"""Export a checkpoint for serving: ONNX and TorchScript files, each checked against the PyTorch model.
+
+``python export.py --ckpt_path best`` writes into ``<run>/export/<checkpoint name>/``:
+
+- ``model.onnx`` (run it with onnxruntime) and ``model.pt`` (TorchScript, ``torch.jit.load``), both taking
+  ``images`` of shape ``(batch, *input_shape)`` with any batch size and returning ``logits``;
+- ``model.json``: what a consumer needs: input shape and dtype, how raw pixels are normalised, the class
+  names, what the output means, and the measured difference from PyTorch.
+
+Each exported file is loaded back and run on batches of sizes other than the one used while exporting
+(proving the batch dimension is dynamic); the export fails, exit status 1, if any output differs from the
+PyTorch model's by more than ``--atol``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import warnings
+from pathlib import Path
+
+import torch
+import yaml
+from jsonargparse import dict_to_namespace
+from torch import Tensor, nn
+
+from .cli import DEFAULT_CONFIG, quiet_known_noise, resolve_checkpoint
+from .data.dataset import DigitsDataModule
+from .lightning.module import ImageClassifier
+
+FILES = {"onnx": "model.onnx", "torchscript": "model.pt"}
+EXPORT_BATCH = 4  # example batch traced while exporting (not 1, which torch.export would specialise on)
+CHECK_BATCHES = (1, 7)  # batch sizes the exported files are checked on: neither is EXPORT_BATCH
+INSTALL_HINT = 'pip install -e ".[export]"'
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    """The command line; ``python export.py --help`` shows it."""
+    parser = argparse.ArgumentParser(prog="export.py", description=__doc__.split("\n")[0])
+    parser.add_argument("--ckpt_path", required=True, help="best or last of the newest run, or a .ckpt file")
+    parser.add_argument("--format", nargs="+", choices=sorted(FILES), default=sorted(FILES))
+    parser.add_argument("--output_dir", type=Path, help="default: <run>/export/<checkpoint name>/")
+    parser.add_argument("--atol", type=float, default=1e-5, help="largest allowed |exported - PyTorch| logit")
+    parser.add_argument("--save_dir", help="where the runs are, for best/last (default: the logger's)")
+    return parser.parse_args(argv)
+
+
+def checkpoint_file(ckpt_path: str, save_dir: str | None) -> Path:
+    """``best``/``last`` resolved exactly as ``train.py`` does, against the logger of configs/config.yaml."""
+    if ckpt_path not in ("best", "last"):
+        path = Path(ckpt_path)
+        if not path.is_file():
+            sys.exit(f"error: --ckpt_path {ckpt_path}: no such file (give best, last or a .ckpt file)")
+        return path
+    config = yaml.safe_load(DEFAULT_CONFIG.read_text(encoding="utf-8"))
+    logger = dict_to_namespace(config["trainer"]["logger"])
+    if save_dir is not None:
+        logger.init_args.save_dir = save_dir
+    return resolve_checkpoint(ckpt_path, logger)
+
+
+def load_network(path: Path) -> tuple[nn.Module, dict]:
+    """The plain network stored in a checkpoint, in eval mode, and the hyperparameters it was built with."""
+    checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    # LightningCLI adds private entries (e.g. "_instantiator"); the constructor takes the others.
+    hparams = {k: v for k, v in checkpoint["hyper_parameters"].items() if not k.startswith("_")}
+    module = ImageClassifier(**hparams)
+    module.load_state_dict(checkpoint["state_dict"])
+    return module.net.eval(), hparams
+
+
+def require_onnx() -> None:
+    """Exit with the install command when the optional ONNX packages are missing."""
+    try:
+        import onnx  # noqa: F401
+        import onnxruntime  # noqa: F401
+        import onnxscript  # noqa: F401
+    except ImportError as error:
+        sys.exit(f"error: --format onnx needs {error.name}, an optional dependency: {INSTALL_HINT}")
+
+
+def export_onnx(net: nn.Module, example: Tensor, path: Path) -> str:
+    """Write ``net`` as ONNX with a dynamic batch dimension; return how it was exported."""
+    # The dynamo exporter (torch.export), torch's default and maintained one, rather than the deprecated
+    # TorchScript-based dynamo=False. The batch dimension is declared dynamic; one self-contained file
+    # (external_data=False) is simplest to ship and fine below ONNX's 2 GB protobuf limit.
+    logging.getLogger("torch.onnx").setLevel(logging.ERROR)  # "torchvision is not installed" notices
+    batch = torch.export.Dim("batch")
+    torch.onnx.export(
+        net,
+        (example,),
+        path,
+        dynamo=True,
+        external_data=False,
+        input_names=["images"],
+        output_names=["logits"],
+        dynamic_shapes=({0: batch},),
+        verbose=False,
+    )
+    return "torch.onnx.export(dynamo=True)"
+
+
+def export_torchscript(net: nn.Module, example: Tensor, path: Path) -> str:
+    """Write ``net`` as TorchScript (any batch size); return how it was exported."""
+    # Scripting compiles the code, so nothing depends on the example's shape (tracing would record it).
+    # torch.jit is deprecated in favour of torch.export, but TorchScript is still what libtorch loads.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        torch.jit.script(net).save(str(path))
+    return "torch.jit.script"
+
+
+def run_exported(fmt: str, path: Path, images: Tensor) -> Tensor:
+    """Logits of the exported file at ``path``, loaded back from disk, for ``images``."""
+    if fmt == "onnx":
+        import onnxruntime
+
+        session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        return torch.from_numpy(session.run(["logits"], {"images": images.numpy()})[0])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        return torch.jit.load(str(path), map_location="cpu")(images)
+
+
+@torch.no_grad()
+def max_abs_error(fmt: str, path: Path, net: nn.Module, input_shape: list[int]) -> float:
+    """The largest |exported - PyTorch| logit over inputs of every batch size in ``CHECK_BATCHES``."""
+    generator = torch.Generator().manual_seed(0)
+    errors = []
+    for size in CHECK_BATCHES:
+        # Random raw pixels over their whole range (0 to scale), normalised as the data module does.
+        norm = DigitsDataModule.normalization
+        images = (torch.rand(size, *input_shape, generator=generator) - norm["mean"]) / norm["std"]
+        exported, expected = run_exported(fmt, path, images), net(images)
+        if exported.shape != expected.shape:
+            sys.exit(f"error: {path} returned shape {tuple(exported.shape)} for a batch of {size}")
+        errors.append((exported - expected).abs().max().item())
+    return max(errors)
+
+
+def describe(checkpoint: Path, hparams: dict, results: dict, atol: float) -> dict:
+    """The consumer's contract, written as model.json next to the exported files."""
+    class_names = list(DigitsDataModule.class_names)
+    if len(class_names) != hparams["num_classes"]:
+        sys.exit(f"error: the checkpoint has {hparams['num_classes']} classes, the data {len(class_names)}")
+    return {
+        "checkpoint": str(checkpoint),
+        "input": {
+            "name": "images",
+            "shape": ["batch", *hparams["input_shape"]],
+            "dtype": "float32",
+            "normalization": {**DigitsDataModule.normalization, "formula": "(pixels / scale - mean) / std"},
+        },
+        "output": {
+            "name": "logits",
+            "shape": ["batch", len(class_names)],
+            "meaning": "logits (unnormalised scores): softmax over the last axis gives class probabilities,"
+            " argmax the index of the class in class_names",
+        },
+        "class_names": class_names,
+        "formats": results,
+        "tolerance": {"atol": atol, "checked_batch_sizes": list(CHECK_BATCHES)},
+    }
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Export, check every exported file against PyTorch, and write model.json."""
+    args = parse_args(argv)
+    if "onnx" in args.format:
+        require_onnx()
+    quiet_known_noise()
+    checkpoint = checkpoint_file(args.ckpt_path, args.save_dir)
+    net, hparams = load_network(checkpoint)
+    run_dir = checkpoint.parent.parent if checkpoint.parent.name == "checkpoints" else checkpoint.parent
+    output_dir = args.output_dir or run_dir / "export" / checkpoint.stem
+    output_dir.mkdir(parents=True, exist_ok=True)
+    example = torch.zeros(EXPORT_BATCH, *hparams["input_shape"])
+    exporters = {"onnx": export_onnx, "torchscript": export_torchscript}
+    results, failures = {}, []
+    for fmt in args.format:
+        path = output_dir / FILES[fmt]
+        exporter = exporters[fmt](net, example, path)
+        error = max_abs_error(fmt, path, net, hparams["input_shape"])
+        results[fmt] = {"file": FILES[fmt], "exporter": exporter, "max_abs_error": error}
+        print(f"{fmt}: {path} (max |exported - PyTorch| = {error:.3g}, atol {args.atol:g})")
+        if not error <= args.atol:  # also catches NaN
+            failures.append(f"{fmt} differs from PyTorch by up to {error:.3g} > atol {args.atol:g}")
+    if failures:
+        # No model.json: the files stay for inspection, but nothing presents them as ready to serve.
+        sys.exit("error: " + "; ".join(failures))
+    contract = describe(checkpoint, hparams, results, args.atol)
+    (output_dir / "model.json").write_text(json.dumps(contract, indent=2) + "\n", encoding="utf-8")
+    print(f"contract: {output_dir / 'model.json'}")
