@@ -54,6 +54,7 @@ class ImageClassifier(pl.LightningModule):
         loss = F.cross_entropy(logits, labels)
         if not torch.isfinite(loss):
             # Stop rather than train on: NaN weights would be checkpointed and every later step wasted.
+            # (The check waits for the GPU once per step, which is small next to the step itself.)
             raise FloatingPointError(
                 f"train/loss is {loss.item()} at step {self.global_step} (epoch {self.current_epoch}); "
                 "lower model.lr or set trainer.gradient_clip_val"
