@@ -96,3 +96,18 @@ def test_export_fails_loudly_when_the_exported_model_differs(trained_run, tmp_pa
 def test_export_of_a_missing_checkpoint_names_it(tmp_path):
     with pytest.raises(SystemExit, match="--ckpt_path nowhere.ckpt: no such file"):
         export.main(["--ckpt_path=nowhere.ckpt", "--format=torchscript", f"--output_dir={tmp_path}"])
+
+
+def test_export_of_a_truncated_or_foreign_checkpoint_names_it(trained_run, tmp_path):
+    checkpoint = trained_run / "digits" / "version_0" / "checkpoints" / "last.ckpt"
+    out = f"--output_dir={tmp_path / 'out'}"
+    truncated = tmp_path / "truncated.ckpt"
+    truncated.write_bytes(checkpoint.read_bytes()[:4096])
+    with pytest.raises(SystemExit, match="truncated.ckpt: not a PyTorch checkpoint"):
+        export.main([f"--ckpt_path={truncated}", "--format=torchscript", out])
+    foreign = load_checkpoint(checkpoint)
+    foreign["state_dict"] = {f"backbone.{k}": v for k, v in foreign["state_dict"].items()}
+    torch.save(foreign, foreign_path := tmp_path / "foreign.ckpt")
+    with pytest.raises(SystemExit, match="foreign.ckpt: its weights do not fit ImageClassifier"):
+        export.main([f"--ckpt_path={foreign_path}", "--format=torchscript", out])
+    assert not (tmp_path / "out").exists()
