@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -12,10 +13,13 @@ import torch
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
 
-def run_train(*args: str, log_dir: Path, check: bool = True) -> subprocess.CompletedProcess:
+def run_train(
+    *args: str, log_dir: Path, check: bool = True, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess:
     """Run ``python train.py <args>`` the way a user does, with logs and checkpoints under ``log_dir``.
 
-    With ``check`` (the default) the run must succeed; without, the caller inspects the failure.
+    With ``check`` (the default) the run must succeed; without, the caller inspects the failure. ``env``
+    adds environment variables.
     """
     command = [
         sys.executable,
@@ -25,23 +29,29 @@ def run_train(*args: str, log_dir: Path, check: bool = True) -> subprocess.Compl
         "--trainer.enable_progress_bar=false",
         "--trainer.enable_model_summary=false",
     ]
-    result = subprocess.run(command, capture_output=True, text=True, timeout=300, cwd=PROJECT_ROOT)
+    environment = {**os.environ, **(env or {})}
+    result = subprocess.run(
+        command, capture_output=True, text=True, timeout=300, cwd=PROJECT_ROOT, env=environment
+    )
     if check:
         assert result.returncode == 0, f"{' '.join(command)} failed:\n{result.stdout}\n{result.stderr}"
     return result
 
 
 def read_scalars(run_dir: Path) -> dict[str, list[tuple[int, float]]]:
-    """All TensorBoard scalars of one run directory, as ``{tag: [(step, value), ...]}`` ordered by step."""
+    """All TensorBoard scalars of one run directory, as ``{tag: [(step, value), ...]}`` ordered by step.
+
+    The directory is read as TensorBoard reads it: a resumed run's restart marker discards what the
+    interrupted run logged after its checkpoint, so each step appears once.
+    """
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    scalars: dict[str, list[tuple[int, float]]] = {}
-    for events in sorted(run_dir.glob("events.out.tfevents.*")):
-        accumulator = EventAccumulator(str(events), size_guidance={"scalars": 0})
-        accumulator.Reload()
-        for tag in accumulator.Tags()["scalars"]:
-            scalars.setdefault(tag, []).extend((e.step, e.value) for e in accumulator.Scalars(tag))
-    return {tag: sorted(points) for tag, points in scalars.items()}
+    accumulator = EventAccumulator(str(run_dir), size_guidance={"scalars": 0})
+    accumulator.Reload()
+    return {
+        tag: sorted((event.step, event.value) for event in accumulator.Scalars(tag))
+        for tag in accumulator.Tags()["scalars"]
+    }
 
 
 def load_checkpoint(path: Path) -> dict:

@@ -1,0 +1,107 @@
+"""Several processes training one model on the CPU (gloo): Lightning's own launcher, torchrun, two "nodes".
+
+Each test checks what a user relies on: one run folder, one set of checkpoints, and metrics that cover
+the whole validation set rather than one process's share.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import PROJECT_ROOT, load_checkpoint, read_scalars, run_train
+
+pytestmark = pytest.mark.slow
+
+# One epoch over the full training set (1,257 digits): 20 steps of 64 in one process, 10 per process in two.
+ONE_EPOCH = (
+    "--trainer.max_epochs=1",
+    "--trainer.log_every_n_steps=1",
+    "--trainer.accelerator=cpu",
+    "--trainer.strategy=ddp",
+    "--trainer.enable_progress_bar=false",
+    "--trainer.enable_model_summary=false",
+)
+# Two processes on two cores: one thread each, or they fight over the cores.
+SINGLE_THREAD = {"OMP_NUM_THREADS": "1"}
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def torchrun(launcher: list[str], options: list[str], log_dir: Path) -> subprocess.Popen:
+    """Start ``torchrun <launcher> train.py fit <options>`` with logs under ``log_dir``."""
+    command = [sys.executable, "-m", "torch.distributed.run", *launcher, str(PROJECT_ROOT / "train.py")]
+    command += ["fit", *ONE_EPOCH, *options, f"--trainer.logger.init_args.save_dir={log_dir}"]
+    return subprocess.Popen(
+        command,
+        cwd=PROJECT_ROOT,
+        env={**os.environ, **SINGLE_THREAD},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+def finish(process: subprocess.Popen) -> str:
+    output, _ = process.communicate(timeout=300)
+    assert process.returncode == 0, output
+    return output
+
+
+def check_one_run_trained_by_two_processes(log_dir: Path) -> Path:
+    """One version folder, one best and one last checkpoint, each rank having done half the steps."""
+    (run_dir,) = (log_dir / "digits").iterdir()
+    checkpoints = sorted(path.name for path in (run_dir / "checkpoints").iterdir())
+    assert checkpoints == ["best-epoch=000.ckpt", "last.ckpt"]
+    assert len(list(run_dir.glob("events.out.tfevents.*"))) == 1
+    assert load_checkpoint(run_dir / "checkpoints" / "last.ckpt")["global_step"] == 10
+    return run_dir
+
+
+def test_ddp_on_cpu_reduces_validation_metrics_across_ranks(tmp_path):
+    run_train("fit", *ONE_EPOCH, "--trainer.devices=2", log_dir=tmp_path / "ddp", env=SINGLE_THREAD)
+    run_dir = check_one_run_trained_by_two_processes(tmp_path / "ddp")
+    logged = read_scalars(run_dir)
+    assert len(logged["val/acc"]) == 1
+
+    # The same checkpoint validated by a single process over the whole validation set.
+    checkpoint = run_dir / "checkpoints" / "last.ckpt"
+    run_train(
+        "validate", f"--ckpt_path={checkpoint}", "--trainer.accelerator=cpu", log_dir=tmp_path / "single"
+    )
+    (single_run,) = (tmp_path / "single" / "digits").iterdir()
+    single = read_scalars(single_run)
+    # Accuracy counts are summed over ranks, so it is exact; the loss is a mean of per-rank means.
+    assert logged["val/acc"][0][1] == pytest.approx(single["val/acc"][0][1], abs=1e-6)
+    assert logged["val/loss"][0][1] == pytest.approx(single["val/loss"][0][1], rel=0.02)
+
+
+def test_torchrun_two_processes(tmp_path):
+    finish(torchrun(["--nproc_per_node=2"], ["--trainer.devices=2"], log_dir=tmp_path))
+    check_one_run_trained_by_two_processes(tmp_path)
+
+
+def test_torchrun_two_nodes_train_one_model(tmp_path):
+    rendezvous = [
+        "--nnodes=2",
+        "--nproc_per_node=1",
+        "--master_addr=127.0.0.1",
+        f"--master_port={free_port()}",
+    ]
+    nodes = [
+        torchrun(
+            [*rendezvous, f"--node_rank={rank}"], ["--trainer.devices=1", "--trainer.num_nodes=2"], tmp_path
+        )
+        for rank in (0, 1)
+    ]
+    outputs = [finish(node) for node in nodes]
+    assert "GLOBAL_RANK: 1, MEMBER: 2/2" in outputs[1]
+    check_one_run_trained_by_two_processes(tmp_path)

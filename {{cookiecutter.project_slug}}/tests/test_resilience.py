@@ -1,0 +1,124 @@
+"""Faults: a failed checkpoint write, SIGTERM, and SIGKILL at chosen moments followed by ``--ckpt_path last``.
+
+The kills come from ``faults.py``, plugged into real ``train.py`` runs from the command line.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import pytest
+import torch
+from conftest import PROJECT_ROOT, load_checkpoint, read_scalars, run_train
+
+from {{ cookiecutter.package_name }}.checkpointing import RESUME_HINT, AtomicCheckpointIO
+
+# Short, bit-for-bit repeatable runs: 3 epochs of 5 batches, every step logged.
+SHORT_RUN = (
+    "fit",
+    "--trainer.max_epochs=3",
+    "--trainer.limit_train_batches=5",
+    "--trainer.log_every_n_steps=1",
+    "--trainer.deterministic=true",
+)
+FAULTS_ENV = {"PYTHONPATH": str(PROJECT_ROOT / "tests")}
+
+
+class FailingCheckpointIO(AtomicCheckpointIO):
+    """Writes half a checkpoint, then fails like a full disk."""
+
+    def write(self, checkpoint: dict[str, Any], file: BinaryIO) -> None:
+        file.write(b"\0" * 1000)
+        raise OSError(28, "No space left on device")
+
+
+def test_failed_write_leaves_the_previous_checkpoint(tmp_path):
+    target = tmp_path / "last.ckpt"
+    AtomicCheckpointIO().save_checkpoint({"epoch": 1, "weight": torch.ones(3)}, target)
+    with pytest.raises(OSError, match="No space left"):
+        FailingCheckpointIO().save_checkpoint({"epoch": 2, "weight": torch.zeros(3)}, target)
+    assert load_checkpoint(target)["epoch"] == 1
+    assert [path.name for path in tmp_path.iterdir()] == ["last.ckpt"]
+    assert target.stat().st_mode & 0o777 == 0o666 & ~_umask()
+
+
+def _umask() -> int:
+    umask = os.umask(0o022)
+    os.umask(umask)
+    return umask
+
+
+def kill_option(kind: str, **init_args: object) -> list[str]:
+    """Options adding a fault from faults.py to a run: a callback (KillAt) or the checkpoint plugin."""
+    if kind == "KillDuringWrite":
+        options = ["--trainer.plugins=faults.KillDuringWrite"]
+        return options + [f"--trainer.plugins.init_args.{key}={value}" for key, value in init_args.items()]
+    options = ["--trainer.callbacks+=faults.KillAt"]
+    return options + [f"--trainer.callbacks.init_args.{key}={value}" for key, value in init_args.items()]
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory) -> Path:
+    """The run that the interrupted ones must reproduce."""
+    log_dir = tmp_path_factory.mktemp("uninterrupted")
+    run_train(*SHORT_RUN, log_dir=log_dir)
+    return log_dir / "digits" / "version_0"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "fault",
+    [
+        kill_option("KillAt", hook="train", epoch=1, batch=2),
+        kill_option("KillAt", hook="validation", epoch=1, batch=2),
+        # The second write of last.ckpt is the one at the end of epoch 1: killed half-way through it.
+        kill_option("KillDuringWrite", name="last.ckpt", save=2),
+    ],
+    ids=["mid-training", "mid-validation", "mid-checkpoint-write"],
+)
+def test_sigkill_then_resume_matches_an_uninterrupted_run(uninterrupted, tmp_path, fault):
+    killed = run_train(*SHORT_RUN, *fault, log_dir=tmp_path, check=False, env=FAULTS_ENV)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    run_dir = tmp_path / "digits" / "version_0"
+    # Every kill point lies in epoch 1, so last.ckpt holds the end of epoch 0, whole and loadable.
+    assert load_checkpoint(run_dir / "checkpoints" / "last.ckpt")["epoch"] == 0
+
+    run_train(*SHORT_RUN, "--ckpt_path=last", log_dir=tmp_path)
+    assert [path.name for path in (tmp_path / "digits").iterdir()] == ["version_0"]
+    resumed, reference = (
+        load_checkpoint(run / "checkpoints" / "last.ckpt") for run in (run_dir, uninterrupted)
+    )
+    assert resumed["epoch"] == reference["epoch"] == 2
+    # Same seed, deterministic CPU kernels and restored random generators: identical up to float rounding.
+    for name, weight in reference["state_dict"].items():
+        torch.testing.assert_close(resumed["state_dict"][name], weight, rtol=0, atol=1e-6)
+    scalars, expected = read_scalars(run_dir), read_scalars(uninterrupted)
+    for tag in ("train/loss", "val/loss", "val/acc"):
+        # The same steps, each once: what the killed run logged after its checkpoint was discarded.
+        assert [step for step, _ in scalars[tag]] == [step for step, _ in expected[tag]], tag
+    for tag in ("val/loss", "val/acc"):
+        assert scalars[tag][-1][1] == pytest.approx(expected[tag][-1][1], abs=1e-6), tag
+
+
+@pytest.mark.slow
+def test_sigterm_saves_a_resumable_checkpoint_and_fails(tmp_path):
+    killed = run_train(
+        *SHORT_RUN,
+        *kill_option("KillAt", epoch=1, batch=2, signal="SIGTERM"),
+        log_dir=tmp_path,
+        check=False,
+        env=FAULTS_ENV,
+    )
+    assert killed.returncode == 128 + signal.SIGTERM, killed.stderr
+    assert killed.stderr.strip().splitlines()[-1] == f"stopped by SIGTERM: {RESUME_HINT}"
+    run_dir = tmp_path / "digits" / "version_0"
+    saved = load_checkpoint(run_dir / "checkpoints" / "last.ckpt")
+    # Saved where it stopped, three batches into epoch 1, not at the end of epoch 0.
+    assert (saved["epoch"], saved["global_step"]) == (1, 8)
+
+    run_train(*SHORT_RUN, "--ckpt_path=last", log_dir=tmp_path)
+    assert load_checkpoint(run_dir / "checkpoints" / "last.ckpt")["epoch"] == 2
+    assert [step for step, _ in read_scalars(run_dir)["train/loss"]] == list(range(15))
