@@ -39,7 +39,8 @@ def fresh_default(rendered, tmp_path_factory) -> Path:
 
 
 # The default project runs its whole suite; other answer sets skip the long end-to-end runs (training,
-# DDP, export), which do not depend on the answers, and still prove that every test file renders and runs.
+# DDP, torchrun, kills and resumes, export), which do not depend on the answers, and still prove that every
+# test file renders and runs.
 @pytest.mark.parametrize(("name", "selection"), [("default", []), ("apache", ["-m", "not slow"])])
 def test_generated_tests_pass(rendered, tmp_path, name, selection):
     project = Path(shutil.copytree(rendered(name), tmp_path / "project"))

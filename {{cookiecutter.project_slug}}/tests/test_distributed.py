@@ -15,6 +15,8 @@ from pathlib import Path
 import pytest
 from conftest import PROJECT_ROOT, load_checkpoint, read_scalars, run_train
 
+from {{ cookiecutter.package_name }}.checkpointing import RESUME_HINT
+
 pytestmark = pytest.mark.slow
 
 # One epoch over the full training set (1,257 digits): 20 steps of 64 in one process, 10 per process in two.
@@ -105,3 +107,23 @@ def test_torchrun_two_nodes_train_one_model(tmp_path):
     outputs = [finish(node) for node in nodes]
     assert "GLOBAL_RANK: 1, MEMBER: 2/2" in outputs[1]
     check_one_run_trained_by_two_processes(tmp_path)
+
+
+def test_sigterm_to_rank_zero_stops_every_rank_with_a_checkpoint(tmp_path):
+    # Only rank 0 is signalled, as by `kill <pid>`: the other rank learns of it at the next batch.
+    result = run_train(
+        "fit",
+        "--config=configs/profiles/cpu_ddp.yaml",
+        "--trainer.max_epochs=3",
+        "--trainer.limit_train_batches=5",
+        "--trainer.callbacks+=faults.KillAt",
+        "--trainer.callbacks.init_args.epoch=1",
+        "--trainer.callbacks.init_args.signal=SIGTERM",
+        log_dir=tmp_path,
+        check=False,
+        env={**SINGLE_THREAD, "PYTHONPATH": str(PROJECT_ROOT / "tests")},
+    )
+    assert result.returncode == 143, result.stderr
+    assert result.stderr.count(RESUME_HINT) == 1
+    saved = load_checkpoint(tmp_path / "digits" / "version_0" / "checkpoints" / "last.ckpt")
+    assert (saved["epoch"], saved["global_step"]) == (1, 9)

@@ -88,6 +88,8 @@ def test_sigkill_then_resume_matches_an_uninterrupted_run(uninterrupted, tmp_pat
 
     run_train(*SHORT_RUN, "--ckpt_path=last", log_dir=tmp_path)
     assert [path.name for path in (tmp_path / "digits").iterdir()] == ["version_0"]
+    # A write cut short leaves its temporary file; the next write of the same checkpoint removes it.
+    assert not list((run_dir / "checkpoints").glob(".*.tmp"))
     resumed, reference = (
         load_checkpoint(run / "checkpoints" / "last.ckpt") for run in (run_dir, uninterrupted)
     )
@@ -116,8 +118,9 @@ def test_sigterm_saves_a_resumable_checkpoint_and_fails(tmp_path):
     assert killed.stderr.strip().splitlines()[-1] == f"stopped by SIGTERM: {RESUME_HINT}"
     run_dir = tmp_path / "digits" / "version_0"
     saved = load_checkpoint(run_dir / "checkpoints" / "last.ckpt")
-    # Saved where it stopped, three batches into epoch 1, not at the end of epoch 0.
-    assert (saved["epoch"], saved["global_step"]) == (1, 8)
+    # Saved where it stopped (the signal is acted on at the end of the next batch, the fourth of epoch 1),
+    # not at the end of epoch 0.
+    assert (saved["epoch"], saved["global_step"]) == (1, 9)
 
     run_train(*SHORT_RUN, "--ckpt_path=last", log_dir=tmp_path)
     assert load_checkpoint(run_dir / "checkpoints" / "last.ckpt")["epoch"] == 2

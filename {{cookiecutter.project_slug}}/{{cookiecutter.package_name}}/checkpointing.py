@@ -10,9 +10,12 @@
 
 from __future__ import annotations
 
+import glob
 import os
 import random
+import signal
 import tempfile
+import threading
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -56,6 +59,9 @@ class AtomicCheckpointIO(TorchCheckpointIO):
             Path(temporary).unlink(missing_ok=True)
             raise
         fsync_directory(target.parent)
+        # Temporary files of earlier writes of this target that a SIGKILL interrupted (only rank 0 writes).
+        for stale in target.parent.glob(f".{glob.escape(target.name)}.*.tmp"):
+            stale.unlink(missing_ok=True)
 
     def write(self, checkpoint: dict[str, Any], file: BinaryIO) -> None:
         """Serialise ``checkpoint`` into an open file (the tests override this to inject failures)."""
@@ -82,31 +88,44 @@ def fsync_directory(directory: Path) -> None:
 
 
 class PreemptionCheckpoint(Callback):
-    """On SIGTERM, writes ``last.ckpt`` where ``--ckpt_path last`` looks for it.
+    """On SIGTERM, writes ``last.ckpt`` where ``--ckpt_path last`` looks for it, then stops the run.
 
-    Lightning notices SIGTERM at the next batch boundary (on every DDP rank, rank 0 broadcasts it) and stops
-    with ``SIGTERMException``; this callback saves the state at that point. The command line then exits with
-    status 143 and a one-line hint (see ``cli.main``).
+    The signal only sets a flag; after each training batch the ranks agree (an all-reduce, which every DDP
+    rank reaches at the same step) on whether any of them received it, save together and stop with
+    ``SIGTERMException``. The command line then exits with status 143 and a one-line hint (``cli.main``).
+    Lightning's own SIGTERM handler is replaced: it broadcasts from inside the signal handler, which
+    deadlocks DDP when the ranks are signalled at different moments, and it saves nothing.
 
     Args:
-        filename: Name of the checkpoint, in the directory of the ModelCheckpoint callbacks.
+        filename: Name of the checkpoint, in the directory of the first ModelCheckpoint callback.
     """
 
     def __init__(self, filename: str = "last.ckpt") -> None:
         self.filename = filename
+        self.received = False
 
-    def on_exception(
-        self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        # The Trainer installs its handlers just before training and restores the previous ones after.
+        self.received = False
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, self._flag)
+
+    def _flag(self, signum: int, frame: object) -> None:
+        self.received = True
+
+    def on_train_batch_end(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int
     ) -> None:
-        if not isinstance(exception, SIGTERMException) or trainer.state.fn != "fit":
+        flag = torch.tensor(float(self.received), device=trainer.strategy.root_device)
+        if not trainer.strategy.reduce(flag, reduce_op="max"):
             return
         directories = [cb.dirpath for cb in trainer.checkpoint_callbacks if isinstance(cb, ModelCheckpoint)]
-        if not directories or directories[0] is None:
-            return
-        path = Path(directories[0]) / self.filename
-        # Every rank calls save_checkpoint (it synchronises them); only rank 0 writes the file.
-        trainer.save_checkpoint(path, weights_only=False)
-        rank_zero_info(f"SIGTERM received: saved {path}")
+        if directories and directories[0] is not None:
+            path = Path(directories[0]) / self.filename
+            # Every rank calls save_checkpoint (it synchronises them); only rank 0 writes the file.
+            trainer.save_checkpoint(path, weights_only=False)
+            rank_zero_info(f"SIGTERM received: saved {path}")
+        raise SIGTERMException
 
 
 class RandomStateCheckpoint(Callback):

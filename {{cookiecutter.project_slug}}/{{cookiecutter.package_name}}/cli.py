@@ -7,7 +7,6 @@ then the files given with ``--config``, then the ``--section.key value`` options
 from __future__ import annotations
 
 import logging
-import os
 import signal
 import sys
 import warnings
@@ -16,6 +15,7 @@ from pathlib import Path
 import torch
 from pytorch_lightning.cli import LightningArgumentParser, LightningCLI
 from pytorch_lightning.utilities.exceptions import SIGTERMException
+from pytorch_lightning.utilities.rank_zero import rank_zero_only
 
 from .checkpointing import RESUME_HINT
 from .checks import ConciseParser, check_weights_fit, read_checkpoint, reported_as_one_line
@@ -196,6 +196,6 @@ def exit_after_sigterm() -> None:
     Lightning ends a run stopped by SIGTERM with status 0, which tells a scheduler the job is done;
     PreemptionCheckpoint has saved last.ckpt by now.
     """
-    if int(os.environ.get("RANK", os.environ.get("LOCAL_RANK", "0"))) == 0:
+    if rank_zero_only.rank == 0:
         print(f"stopped by SIGTERM: {RESUME_HINT}", file=sys.stderr)
     sys.exit(128 + signal.SIGTERM)
