@@ -118,7 +118,7 @@ def test_sigterm_saves_a_resumable_checkpoint_and_fails(tmp_path):
     assert killed.stderr.strip().splitlines()[-1] == f"stopped by SIGTERM: {RESUME_HINT}"
     run_dir = tmp_path / "digits" / "version_0"
     saved = load_checkpoint(run_dir / "checkpoints" / "last.ckpt")
-    # Saved where it stopped (the signal is acted on at the end of the next batch, the fourth of epoch 1),
+    # Saved where it stopped (after the fourth batch of epoch 1, where the signal is first checked for),
     # not at the end of epoch 0.
     assert (saved["epoch"], saved["global_step"]) == (1, 9)
 

@@ -90,9 +90,11 @@ def fsync_directory(directory: Path) -> None:
 class PreemptionCheckpoint(Callback):
     """On SIGTERM, writes ``last.ckpt`` where ``--ckpt_path last`` looks for it, then stops the run.
 
-    The signal only sets a flag; after each training batch the ranks agree (an all-reduce, which every DDP
-    rank reaches at the same step) on whether any of them received it, save together and stop with
-    ``SIGTERMException``. The command line then exits with status 143 and a one-line hint (``cli.main``).
+    The signal only sets a flag. After each training batch the ranks agree (an all-reduce, which every DDP
+    rank reaches at the same step) on whether any of them received it, save together where Lightning's
+    own step checkpoints are saved, and stop with ``SIGTERMException`` before the next batch, once that
+    step is logged. After the last batch of an epoch the epoch-end ``last.ckpt`` is awaited instead, and the
+    run stops when the next epoch starts. The command line then exits with status 143 and a one-line hint.
     Lightning's own SIGTERM handler is replaced: it broadcasts from inside the signal handler, which
     deadlocks DDP when the ranks are signalled at different moments, and it saves nothing.
 
@@ -103,21 +105,25 @@ class PreemptionCheckpoint(Callback):
     def __init__(self, filename: str = "last.ckpt") -> None:
         self.filename = filename
         self.received = False
+        self.saved = False
 
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         # The Trainer installs its handlers just before training and restores the previous ones after.
-        self.received = False
+        self.received = self.saved = False
         if threading.current_thread() is threading.main_thread():
             signal.signal(signal.SIGTERM, self._flag)
 
     def _flag(self, signum: int, frame: object) -> None:
         self.received = True
 
+    def _any_rank_received(self, trainer: pl.Trainer) -> bool:
+        flag = torch.tensor(float(self.received), device=trainer.strategy.root_device)
+        return bool(trainer.strategy.reduce(flag, reduce_op="max"))
+
     def on_train_batch_end(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int
     ) -> None:
-        flag = torch.tensor(float(self.received), device=trainer.strategy.root_device)
-        if not trainer.strategy.reduce(flag, reduce_op="max"):
+        if trainer.fit_loop.epoch_loop.batch_progress.is_last_batch or not self._any_rank_received(trainer):
             return
         directories = [cb.dirpath for cb in trainer.checkpoint_callbacks if isinstance(cb, ModelCheckpoint)]
         if directories and directories[0] is not None:
@@ -125,7 +131,19 @@ class PreemptionCheckpoint(Callback):
             # Every rank calls save_checkpoint (it synchronises them); only rank 0 writes the file.
             trainer.save_checkpoint(path, weights_only=False)
             rank_zero_info(f"SIGTERM received: saved {path}")
-        raise SIGTERMException
+        self.saved = True
+
+    def on_train_batch_start(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: Any, batch_idx: int
+    ) -> None:
+        if self.saved:
+            raise SIGTERMException
+
+    def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        # A signal during the last batch or validation: last.ckpt of the epoch just ended is the resume point.
+        if trainer.current_epoch > 0 and self._any_rank_received(trainer):
+            rank_zero_info("SIGTERM received: the end-of-epoch last.ckpt is the resume point")
+            raise SIGTERMException
 
 
 class RandomStateCheckpoint(Callback):
