@@ -129,7 +129,7 @@ def find_checkpoint(config, reuse_run: bool) -> None:
     if reuse_run:
         config.trainer.logger.init_args.version = checkpoint.parents[1].name
         warnings.filterwarnings("ignore", "Checkpoint directory .* exists and is not empty")
-        discard_logs_after(last, logger)
+        discard_logs_after(checkpoint, config.trainer.logger)
 
 
 def discard_logs_after(checkpoint: Path, logger_config) -> None:
