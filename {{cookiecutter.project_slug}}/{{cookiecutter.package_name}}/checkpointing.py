@@ -14,6 +14,7 @@ import glob
 import os
 import random
 import signal
+import sys
 import tempfile
 import threading
 from pathlib import Path
@@ -24,7 +25,7 @@ import torch
 from lightning_fabric.plugins.io.torch_io import TorchCheckpointIO
 from pytorch_lightning.callbacks import Callback, ModelCheckpoint
 from pytorch_lightning.utilities.exceptions import SIGTERMException
-from pytorch_lightning.utilities.rank_zero import rank_zero_info
+from pytorch_lightning.utilities.rank_zero import rank_zero_info, rank_zero_only
 
 RESUME_HINT = "resume with: python train.py fit --ckpt_path last"
 
@@ -166,3 +167,14 @@ class RandomStateCheckpoint(Callback):
         random.setstate((version, tuple(internal), gauss))
         if "cuda" in state_dict and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(state_dict["cuda"])
+
+
+def exit_after_sigterm() -> None:
+    """Exit like a process killed by SIGTERM (status 143), saying how to resume (``cli.main``).
+
+    Lightning ends a run stopped by SIGTERM with status 0, which tells a scheduler the job is done;
+    PreemptionCheckpoint has saved last.ckpt by now.
+    """
+    if rank_zero_only.rank == 0:
+        print(f"stopped by SIGTERM: {RESUME_HINT}", file=sys.stderr)
+    sys.exit(128 + signal.SIGTERM)

@@ -7,7 +7,6 @@ then the files given with ``--config``, then the ``--section.key value`` options
 from __future__ import annotations
 
 import logging
-import signal
 import sys
 import warnings
 from pathlib import Path
@@ -15,9 +14,8 @@ from pathlib import Path
 import torch
 from pytorch_lightning.cli import LightningArgumentParser, LightningCLI
 from pytorch_lightning.utilities.exceptions import SIGTERMException
-from pytorch_lightning.utilities.rank_zero import rank_zero_only
 
-from .checkpointing import RESUME_HINT
+from .checkpointing import exit_after_sigterm
 from .checks import ConciseParser, check_weights_fit, read_checkpoint, reported_as_one_line
 from .data.dataset import DigitsDataModule
 from .lightning.module import ImageClassifier
@@ -175,6 +173,7 @@ def main(args: list[str] | None = None) -> None:
         sys.argv[1:] = with_default_subcommand(sys.argv[1:])
     else:
         args = with_default_subcommand(args)
+    parser_kwargs = {command: {"default_config_files": [DEFAULT_CONFIG]} for command in SUBCOMMANDS}
     try:
         with reported_as_one_line():
             TrainingCLI(
@@ -182,20 +181,9 @@ def main(args: list[str] | None = None) -> None:
                 DigitsDataModule,
                 args=args,
                 parser_class=ConciseParser,
-                parser_kwargs={command: {"default_config_files": [DEFAULT_CONFIG]} for command in SUBCOMMANDS},
+                parser_kwargs=parser_kwargs,
                 save_config_kwargs={"overwrite": True},
                 auto_configure_optimizers=False,
             )
     except SIGTERMException:
         exit_after_sigterm()
-
-
-def exit_after_sigterm() -> None:
-    """Exit like a process killed by SIGTERM (status 143), saying how to resume.
-
-    Lightning ends a run stopped by SIGTERM with status 0, which tells a scheduler the job is done;
-    PreemptionCheckpoint has saved last.ckpt by now.
-    """
-    if rank_zero_only.rank == 0:
-        print(f"stopped by SIGTERM: {RESUME_HINT}", file=sys.stderr)
-    sys.exit(128 + signal.SIGTERM)
