@@ -31,17 +31,9 @@ def run_train(*args: str, log_dir: Path, check: bool = True) -> subprocess.Compl
     return result
 
 
-def read_scalars(run_dir: Path) -> dict[str, list[tuple[int, float]]]:
-    """All TensorBoard scalars of one run directory, as ``{tag: [(step, value), ...]}`` ordered by step."""
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-
-    scalars: dict[str, list[tuple[int, float]]] = {}
-    for events in sorted(run_dir.glob("events.out.tfevents.*")):
-        accumulator = EventAccumulator(str(events), size_guidance={"scalars": 0})
-        accumulator.Reload()
-        for tag in accumulator.Tags()["scalars"]:
-            scalars.setdefault(tag, []).extend((e.step, e.value) for e in accumulator.Scalars(tag))
-    return {tag: sorted(points) for tag, points in scalars.items()}
+def checkpointed_runs(log_dir: Path) -> list[Path]:
+    """The run folders under ``log_dir`` that hold checkpoints, whatever the logger's layout."""
+    return sorted(checkpoints.parent for checkpoints in log_dir.rglob("checkpoints"))
 
 
 def load_checkpoint(path: Path) -> dict:
