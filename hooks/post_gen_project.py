@@ -14,7 +14,15 @@ Created {SLUG}/. Next steps:
     python -m venv .venv && source .venv/bin/activate
     pip install -e ".[dev]"
     python train.py                  # train with configs/config.yaml
+{%- if cookiecutter.logger == "tensorboard" %}
     tensorboard --logdir logs        # watch the curves
+{%- elif cookiecutter.logger == "mlflow" %}
+    mlflow ui --backend-store-uri logs/mlruns   # browse the runs (needs `pip install mlflow`)
+{%- elif cookiecutter.logger == "csv" %}
+    # metrics: logs/<experiment>/version_N/metrics.csv
+{%- elif cookiecutter.logger == "wandb" %}
+    wandb sync logs/wandb/offline-run-*   # upload offline runs after `wandb login`
+{%- endif %}
     pytest                           # the project's own tests
 """
 )

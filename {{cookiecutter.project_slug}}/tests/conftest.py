@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
-import subprocess
+{% if cookiecutter.example == "mnist" %}import json
+{% endif %}import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import torch
+{%- if cookiecutter.example == "mnist" %}
+from fake_mnist import write_fake_mnist
+{%- endif %}
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
+# Extra train.py options for every test run; the MNIST project points them at a small stand-in dataset.
+TEST_ARGS: list[str] = []
 
 
 def run_train(*args: str, log_dir: Path, check: bool = True) -> subprocess.CompletedProcess:
@@ -21,6 +27,7 @@ def run_train(*args: str, log_dir: Path, check: bool = True) -> subprocess.Compl
         sys.executable,
         str(PROJECT_ROOT / "train.py"),
         *args,
+        *TEST_ARGS,
         f"--trainer.logger.init_args.save_dir={log_dir}",
         "--trainer.enable_progress_bar=false",
         "--trainer.enable_model_summary=false",
@@ -47,3 +54,19 @@ def trained_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     log_dir = tmp_path_factory.mktemp("logs")
     run_train("fit", "--trainer.max_epochs=4", log_dir=log_dir)
     return log_dir
+{%- if cookiecutter.example == "mnist" %}
+
+
+@pytest.fixture(scope="session", autouse=True)
+def fake_mnist(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """MNIST-format files written by the tests themselves: no test ever downloads."""
+    root = tmp_path_factory.mktemp("mnist")
+    checksums = write_fake_mnist(root, train_size=1200, test_size=200)
+    TEST_ARGS[:] = [
+        f"--data.data_dir={root}",
+        f"--data.checksums={json.dumps(checksums)}",
+        "--data.batch_size=64",
+        "--trainer.log_every_n_steps=5",
+    ]
+    return root
+{%- endif %}
