@@ -1,10 +1,23 @@
-"""Print the next steps. Nothing else: no git, no network, so re-running it (e.g. on update) is harmless."""
+"""Remove the folders of options not chosen, and print the next steps.
+
+No git, no network, nothing deleted that is not empty: re-running it (e.g. by `cruft update`) is harmless.
+"""
+
+from pathlib import Path
 
 import json
 
 # Cookiecutter renders this into JSON inside a raw single-quoted string: JSON escapes every ' it holds,
 # so any answer is safe here (fmt: skip keeps the formatter from switching to double quotes).
 SLUG = json.loads(r'{{ cookiecutter | tojson }}')["project_slug"]  # fmt: skip
+
+# Files of an option not chosen are skipped by their conditional names, but cookiecutter cannot skip a
+# folder that way (an empty folder name renders its files into the parent), so their folders stay behind
+# empty. Deepest first; a folder holding anything is kept.
+OPTION_FOLDERS = [".github/workflows", ".github", "scripts/slurm", "scripts"]
+for folder in map(Path, OPTION_FOLDERS):
+    if folder.is_dir() and not any(folder.iterdir()):
+        folder.rmdir()
 
 print(
     f"""
