@@ -15,10 +15,10 @@ import json
 import re
 import shutil
 import struct
-import tomllib
 from pathlib import Path
 
 import pytest
+import tomllib
 import yaml
 from allpairspy import AllPairs
 from conftest import TEMPLATE, python, render, run
