@@ -56,14 +56,14 @@ SLURM_CONDITION, END = "{% if cookiecutter.slurm %}", "{% endif %}"
 def expected_files(options: dict) -> set[str]:
     """The files a project generated with ``options`` (and default names) must have, and no others."""
     package = [
-        "__init__.py", "callbacks.py", "cli.py", "export.py", "runs.py", "data/__init__.py",
+        "__init__.py", "callbacks.py", "checks.py", "cli.py", "export.py", "runs.py", "data/__init__.py",
         "data/dataset.py", "lightning/__init__.py", "lightning/module.py", "models/__init__.py",
         "models/classifier.py",
     ]  # fmt: skip
     files = {
         ".gitignore", ".pre-commit-config.yaml", "LICENSE", "README.md", "pyproject.toml", "train.py",
         "configs/config.yaml", "tests/conftest.py", "tests/metrics.py", "tests/test_data.py",
-        "tests/test_model.py", "tests/test_training.py", "export.py",
+        "tests/test_model.py", "tests/test_training.py", "tests/test_errors.py", "export.py",
         *(f"{PACKAGE}/{name}" for name in package),
     }  # fmt: skip
     if options["example"] == "mnist":

@@ -46,7 +46,13 @@ def commit_all(repo: Path, message: str) -> str:
 def test_cruft_update_brings_template_changes_and_keeps_user_edits(tmp_path):
     template = tmp_path / "template"
     template.mkdir()
-    for name in ("cookiecutter.json", "hooks", "templates", "{{cookiecutter.project_slug}}"):
+    for name in (
+        "cookiecutter.json",
+        "local_extensions.py",
+        "hooks",
+        "templates",
+        "{{cookiecutter.project_slug}}",
+    ):
         source = TEMPLATE / name
         if source.is_dir():
             shutil.copytree(source, template / name, ignore=shutil.ignore_patterns("__pycache__"))

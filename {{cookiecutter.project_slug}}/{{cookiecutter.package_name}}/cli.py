@@ -17,6 +17,7 @@ from pathlib import Path
 import torch
 from pytorch_lightning.cli import LightningArgumentParser, LightningCLI
 
+from .checks import ConciseParser, check_weights_fit, read_checkpoint, reported_as_one_line
 from .data.dataset import {{ cookiecutter.__datamodule }}
 from .lightning.module import ImageClassifier
 from .runs import checkpointed_runs, continue_run, last_checkpoints
@@ -54,6 +55,10 @@ class TrainingCLI(LightningCLI):
         subcommand = self.config.get("subcommand")
         if subcommand and self.config[subcommand].ckpt_path in ("last", "best"):
             find_checkpoint(self.config[subcommand], reuse_run=subcommand == "fit")
+        if subcommand and self.config[subcommand].ckpt_path:
+            # Checked before anything is instantiated, so a bad file leaves no new run folder behind.
+            config = self.config[subcommand]
+            self.checkpoint_weights = read_checkpoint(Path(config.ckpt_path), config.get("weights_only"))
         if subcommand != "fit":
             # Evaluating a checkpoint restores its ModelCheckpoint state into a new run folder, harmlessly.
             warnings.filterwarnings("ignore", "The dirpath has changed from")
@@ -66,6 +71,13 @@ class TrainingCLI(LightningCLI):
             # The bar is configured as a callback (for its refresh rate); the switch turns that off too.
             callbacks = config.trainer.callbacks or []
             config.trainer.callbacks = [c for c in callbacks if not c.class_path.endswith("ProgressBar")]
+
+    def after_instantiate_classes(self) -> None:
+        super().after_instantiate_classes()
+        weights = getattr(self, "checkpoint_weights", None)
+        if weights is not None:
+            check_weights_fit(self.model, weights, self.config[self.subcommand].ckpt_path)
+            del self.checkpoint_weights
 
 
 def best_checkpoint(last: Path) -> Path:
@@ -138,11 +150,13 @@ def main(args: list[str] | None = None) -> None:
         sys.argv[1:] = with_default_subcommand(sys.argv[1:])
     else:
         args = with_default_subcommand(args)
-    TrainingCLI(
-        ImageClassifier,
-        {{ cookiecutter.__datamodule }},
-        args=args,
-        parser_kwargs={command: {"default_config_files": [DEFAULT_CONFIG]} for command in SUBCOMMANDS},
-        save_config_kwargs={"overwrite": True},
-        auto_configure_optimizers=False,
-    )
+    with reported_as_one_line():
+        TrainingCLI(
+            ImageClassifier,
+            {{ cookiecutter.__datamodule }},
+            args=args,
+            parser_class=ConciseParser,
+            parser_kwargs={command: {"default_config_files": [DEFAULT_CONFIG]} for command in SUBCOMMANDS},
+            save_config_kwargs={"overwrite": True},
+            auto_configure_optimizers=False,
+        )

@@ -26,6 +26,7 @@ import yaml
 from jsonargparse import dict_to_namespace
 from torch import Tensor, nn
 
+from .checks import check_weights_fit, read_checkpoint
 from .cli import DEFAULT_CONFIG, quiet_known_noise, resolve_checkpoint
 from .data.dataset import {{ cookiecutter.__datamodule }}
 from .lightning.module import ImageClassifier
@@ -63,11 +64,13 @@ def checkpoint_file(ckpt_path: str, save_dir: str | None) -> Path:
 
 def load_network(path: Path) -> tuple[nn.Module, dict]:
     """The plain network stored in a checkpoint, in eval mode, and the hyperparameters it was built with."""
+    weights = read_checkpoint(path, weights_only=True)  # one line and exit for a file that is not one
     checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     # LightningCLI adds private entries (e.g. "_instantiator"); the constructor takes the others.
-    hparams = {k: v for k, v in checkpoint["hyper_parameters"].items() if not k.startswith("_")}
+    hparams = {k: v for k, v in checkpoint.get("hyper_parameters", {}).items() if not k.startswith("_")}
     module = ImageClassifier(**hparams)
-    module.load_state_dict(checkpoint["state_dict"])
+    check_weights_fit(module, weights, str(path))
+    module.load_state_dict(weights)
     return module.net.eval(), hparams
 
 

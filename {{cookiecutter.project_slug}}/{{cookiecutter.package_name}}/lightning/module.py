@@ -52,6 +52,13 @@ class ImageClassifier(pl.LightningModule):
         images, labels = batch
         logits = self(images)
         loss = F.cross_entropy(logits, labels)
+        if not torch.isfinite(loss):
+            # Stop rather than train on: NaN weights would be checkpointed and every later step wasted.
+            # (The check waits for the GPU once per step, which is small next to the step itself.)
+            raise FloatingPointError(
+                f"train/loss is {loss.item()} at step {self.global_step} (epoch {self.current_epoch}); "
+                "lower model.lr or set trainer.gradient_clip_val"
+            )
         self.train_acc(logits, labels)
         self.log("train/loss", loss, prog_bar=True)
         self.log("train/acc", self.train_acc, on_step=False, on_epoch=True)

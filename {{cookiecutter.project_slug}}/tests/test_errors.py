@@ -1,0 +1,134 @@
+"""User mistakes get one clear line and a non-zero exit, and write nothing: through ``train.py``."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import load_checkpoint, run_train
+
+from {{ cookiecutter.package_name }}.checks import check_weights_fit, read_checkpoint
+from {{ cookiecutter.package_name }}.lightning.module import ImageClassifier
+
+
+def snapshot(log_dir: Path) -> dict[str, str]:
+    """Every file under ``log_dir`` with a hash of its content: any new run or rewritten file shows."""
+    return {
+        str(path.relative_to(log_dir)): hashlib.sha256(path.read_bytes()).hexdigest()
+        for path in sorted(log_dir.rglob("*"))
+        if path.is_file()
+    }
+
+
+def assert_refused(result: subprocess.CompletedProcess, message: str) -> None:
+    """Failed, said ``message`` on its last lines, and printed no traceback."""
+    assert result.returncode != 0, result.stdout
+    assert "Traceback" not in result.stderr, result.stderr
+    assert message in "\n".join(result.stderr.splitlines()[-4:]), result.stderr
+
+
+@pytest.fixture
+def logs(trained_run: Path, tmp_path: Path) -> Path:
+    """A private copy of a trained run, so a test can check that nothing in it changes."""
+    return Path(shutil.copytree(trained_run, tmp_path / "logs"))
+
+
+@pytest.fixture
+def last_checkpoint(logs: Path) -> Path:
+    return next(logs.glob("**/checkpoints/last.ckpt"))
+
+
+def test_unknown_option_is_named(tmp_path):
+    result = run_train("fit", "--model.hiden_dims=[32]", log_dir=tmp_path, check=False)
+    assert_refused(result, "error: unrecognized arguments: --model.hiden_dims")
+    # One usage line, not every option of the Trainer.
+    assert len(result.stderr.splitlines()) <= 4, result.stderr
+    assert not any(tmp_path.iterdir())
+
+
+def test_misspelled_or_mistyped_key_in_a_config_file_is_named(tmp_path):
+    config = tmp_path / "typo.yaml"
+    config.write_text("model:\n  hiden_dims: [32]\n", encoding="utf-8")
+    result = run_train("fit", f"--config={config}", log_dir=tmp_path / "logs", check=False)
+    assert_refused(result, "does not accept option 'model.hiden_dims'")
+
+    config.write_text("model:\n  lr: fast\n", encoding="utf-8")
+    result = run_train("fit", f"--config={config}", log_dir=tmp_path / "logs", check=False)
+    assert_refused(result, "fast")
+    assert 'Parser key "model.lr"' in result.stderr
+    assert not (tmp_path / "logs").exists()
+
+
+def test_missing_config_file_is_named(tmp_path):
+    result = run_train("fit", f"--config={tmp_path / 'missing.yaml'}", log_dir=tmp_path, check=False)
+    assert_refused(result, "File does not exist")
+    assert "missing.yaml" in result.stderr
+    assert not any(tmp_path.iterdir())
+
+
+def test_missing_checkpoint_is_named_and_nothing_is_written(logs):
+    before = snapshot(logs)
+    result = run_train("test", "--ckpt_path=no/such.ckpt", log_dir=logs, check=False)
+    assert_refused(result, "error: --ckpt_path no/such.ckpt: no such file")
+    assert snapshot(logs) == before
+
+
+def test_truncated_checkpoint_is_refused_and_nothing_is_written(logs, last_checkpoint, tmp_path):
+    truncated = tmp_path / "truncated.ckpt"
+    truncated.write_bytes(last_checkpoint.read_bytes()[:4096])
+    before = snapshot(logs)
+    result = run_train("fit", f"--ckpt_path={truncated}", log_dir=logs, check=False)
+    assert_refused(result, "not a PyTorch checkpoint (truncated, or another kind of file)")
+    assert snapshot(logs) == before
+
+
+def test_checkpoint_of_another_model_is_refused_and_nothing_is_written(logs, last_checkpoint, tmp_path):
+    checkpoint = load_checkpoint(last_checkpoint)
+    checkpoint["state_dict"] = {f"backbone.{k}": v for k, v in checkpoint["state_dict"].items()}
+    other = tmp_path / "other.ckpt"
+    torch.save(checkpoint, other)
+    before = snapshot(logs)
+    result = run_train("fit", f"--ckpt_path={other}", log_dir=logs, check=False)
+    assert_refused(result, "its weights do not fit ImageClassifier")
+    assert re.search(r"\d+ missing \(e\.g\. net\.", result.stderr)
+    assert re.search(r"\d+ unexpected \(e\.g\. backbone\.", result.stderr)
+    assert snapshot(logs) == before
+
+
+def test_diverging_loss_stops_training_and_names_the_step(tmp_path):
+    result = run_train("fit", "--model.lr=1e30", "--trainer.max_epochs=2", log_dir=tmp_path, check=False)
+    assert_refused(result, "error: train/loss is")
+    assert re.search(r"train/loss is -?(nan|inf) at step \d+ \(epoch 0\)", result.stderr), result.stderr
+    # Stopped inside the first epoch: no checkpoint of diverged weights was written.
+    assert not list(tmp_path.rglob("*.ckpt"))
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"", "not a PyTorch checkpoint"),
+        (b"model:\n  lr: 0.1\n", "not a PyTorch checkpoint"),
+        (None, "not a Lightning checkpoint"),
+    ],
+)
+def test_files_that_are_not_checkpoints_are_named(tmp_path, content, message):
+    path = tmp_path / "file.ckpt"
+    if content is None:
+        torch.save({"weights": torch.zeros(2)}, path)
+    else:
+        path.write_bytes(content)
+    with pytest.raises(SystemExit, match=re.escape(message)):
+        read_checkpoint(path, weights_only=None)
+
+
+def test_weights_of_another_shape_are_named(last_checkpoint, tmp_path):
+    weights = read_checkpoint(last_checkpoint, weights_only=None)
+    model = ImageClassifier(hidden_dims=(32,))
+    with pytest.raises(SystemExit, match=r"of another shape \(e\.g\. net\.layers\.1\."):
+        check_weights_fit(model, weights, str(last_checkpoint))
+    check_weights_fit(ImageClassifier(hidden_dims=(128, 64)), weights, str(last_checkpoint))

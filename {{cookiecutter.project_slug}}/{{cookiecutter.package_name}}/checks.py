@@ -1,0 +1,74 @@
+"""Turn the mistakes a user can make (a bad checkpoint, a diverging run, a mistyped option) into one line.
+
+Each check exits with ``error: <what> <why>`` and a non-zero status before anything is written; errors
+that are not the user's (bugs) keep their traceback.
+"""
+
+from __future__ import annotations
+
+import sys
+import zipfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import torch
+from pytorch_lightning.cli import LightningArgumentParser
+from pytorch_lightning.utilities.exceptions import MisconfigurationException
+
+
+class ConciseParser(LightningArgumentParser):
+    """Prints one usage line with an error instead of every option: ``--help`` lists them."""
+
+    def format_usage(self) -> str:
+        return f"usage: {self.prog} [options]\n"
+
+
+def read_checkpoint(path: Path, weights_only: bool | None) -> dict[str, torch.Tensor]:
+    """The weights of a Lightning checkpoint, or exit with one line saying why ``path`` is not one."""
+    if not path.is_file():
+        sys.exit(f"error: --ckpt_path {path}: no such file")
+    # torch.save writes a zip archive; a truncated file has lost the archive's index at its end.
+    if not zipfile.is_zipfile(path):
+        sys.exit(f"error: --ckpt_path {path}: not a PyTorch checkpoint (truncated, or another kind of file)")
+    try:
+        # mmap: the tensors are read lazily, so checking a large checkpoint costs little memory.
+        state = torch.load(path, map_location="cpu", weights_only=weights_only is not False, mmap=True)
+    except Exception as error:  # whatever failed, the file is not a checkpoint this project can read
+        reason = (str(error).strip() or type(error).__name__).splitlines()[0].split(". ")[0]
+        sys.exit(f"error: --ckpt_path {path}: cannot be read as a checkpoint: {reason}")
+    if not isinstance(state, dict) or not isinstance(state.get("state_dict"), dict):
+        sys.exit(f"error: --ckpt_path {path}: not a Lightning checkpoint (it has no 'state_dict')")
+    return state["state_dict"]
+
+
+def check_weights_fit(model: torch.nn.Module, weights: dict[str, torch.Tensor], path: str) -> None:
+    """Exit with one line if ``weights`` do not fit ``model``: a checkpoint of another model or project."""
+    expected = model.state_dict()
+    missing = sorted(expected.keys() - weights.keys())
+    unexpected = sorted(weights.keys() - expected.keys())
+    resized = sorted(
+        key for key in expected.keys() & weights.keys() if expected[key].shape != weights[key].shape
+    )
+    problems = [
+        f"{len(names)} {what} (e.g. {names[0]})"
+        for names, what in ((missing, "missing"), (unexpected, "unexpected"), (resized, "of another shape"))
+        if names
+    ]
+    if problems:
+        sys.exit(
+            f"error: --ckpt_path {path}: its weights do not fit {type(model).__name__}: "
+            f"{', '.join(problems)}; was it saved by another model?"
+        )
+
+
+@contextmanager
+def reported_as_one_line() -> Iterator[None]:
+    """Turn the errors a user causes (a diverging run, a setting the hardware cannot honour) into one line.
+
+    Anything else is a bug and keeps its traceback.
+    """
+    try:
+        yield
+    except (FloatingPointError, MisconfigurationException) as error:
+        sys.exit(f"error: {error}")
