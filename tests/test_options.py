@@ -63,14 +63,14 @@ def expected_files(options: dict) -> set[str]:
     files = {
         ".gitignore", ".pre-commit-config.yaml", "LICENSE", "README.md", "pyproject.toml", "train.py",
         "configs/config.yaml", "tests/conftest.py", "tests/metrics.py", "tests/test_data.py",
-        "tests/test_model.py", "tests/test_training.py", "tests/test_errors.py", "export.py",
+        "tests/test_model.py", "tests/test_training.py", "export.py",
         *(f"{PACKAGE}/{name}" for name in package),
     }  # fmt: skip
     if options["example"] == "mnist":
         files.add("tests/fake_mnist.py")
     else:
         # The export and inference tests are written for digits (and the inference ones for version_N runs).
-        files.add("tests/test_export.py")
+        files |= {"tests/test_export.py", "tests/test_errors.py"}
         if options["logger"] in ("tensorboard", "csv"):
             files.add("tests/test_inference.py")
     files |= {
