@@ -49,3 +49,21 @@ def test_post_gen_prints_next_steps(cookies, capfd):
         "tensorboard --logdir logs",
     ):
         assert step in out
+
+
+@pytest.mark.parametrize(
+    ("logger", "watch"),
+    [
+        ("tensorboard", "tensorboard --logdir logs"),
+        ("csv", "metrics.csv"),
+        ("mlflow", "mlflow ui --backend-store-uri logs/mlruns"),
+        ("wandb", "wandb sync logs/wandb/offline-run-*"),
+    ],
+)
+def test_post_gen_names_the_chosen_logger_and_prunes_empty_folders(cookies, capfd, logger, watch):
+    result = cookies.bake(extra_context={"logger": logger, "ci": "none"})
+    assert result.exit_code == 0, result.exception
+    out = capfd.readouterr().out
+    assert watch in out
+    assert ("tensorboard" in out) == (logger == "tensorboard")
+    assert not (result.project_path / ".github").exists()

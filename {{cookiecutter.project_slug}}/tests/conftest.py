@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
-import os
+{% if cookiecutter.example == "mnist" %}import json
+{% endif %}import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import torch
+{%- if cookiecutter.example == "mnist" %}
+from fake_mnist import write_fake_mnist
+{%- endif %}
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
+# Extra train.py options for every test run; the MNIST project points them at a small stand-in dataset.
+TEST_ARGS: list[str] = []
 
 
 def run_train(
@@ -25,6 +31,7 @@ def run_train(
         sys.executable,
         str(PROJECT_ROOT / "train.py"),
         *args,
+        *TEST_ARGS,
         f"--trainer.logger.init_args.save_dir={log_dir}",
         "--trainer.enable_progress_bar=false",
         "--trainer.enable_model_summary=false",
@@ -38,20 +45,9 @@ def run_train(
     return result
 
 
-def read_scalars(run_dir: Path) -> dict[str, list[tuple[int, float]]]:
-    """All TensorBoard scalars of one run directory, as ``{tag: [(step, value), ...]}`` ordered by step.
-
-    The directory is read as TensorBoard reads it: a resumed run's restart marker discards what the
-    interrupted run logged after its checkpoint, so each step appears once.
-    """
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-
-    accumulator = EventAccumulator(str(run_dir), size_guidance={"scalars": 0})
-    accumulator.Reload()
-    return {
-        tag: sorted((event.step, event.value) for event in accumulator.Scalars(tag))
-        for tag in accumulator.Tags()["scalars"]
-    }
+def checkpointed_runs(log_dir: Path) -> list[Path]:
+    """The run folders under ``log_dir`` that hold checkpoints, whatever the logger's layout."""
+    return sorted(checkpoints.parent for checkpoints in log_dir.rglob("checkpoints"))
 
 
 def load_checkpoint(path: Path) -> dict:
@@ -65,3 +61,19 @@ def trained_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     log_dir = tmp_path_factory.mktemp("logs")
     run_train("fit", "--trainer.max_epochs=4", log_dir=log_dir)
     return log_dir
+{%- if cookiecutter.example == "mnist" %}
+
+
+@pytest.fixture(scope="session", autouse=True)
+def fake_mnist(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """MNIST-format files written by the tests themselves: no test ever downloads."""
+    root = tmp_path_factory.mktemp("mnist")
+    checksums = write_fake_mnist(root, train_size=1200, test_size=200)
+    TEST_ARGS[:] = [
+        f"--data.data_dir={root}",
+        f"--data.checksums={json.dumps(checksums)}",
+        "--data.batch_size=64",
+        "--trainer.log_every_n_steps=5",
+    ]
+    return root
+{%- endif %}

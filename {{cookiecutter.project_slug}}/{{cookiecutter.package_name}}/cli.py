@@ -7,6 +7,9 @@ then the files given with ``--config``, then the ``--section.key value`` options
 from __future__ import annotations
 
 import logging
+{%- if cookiecutter.logger == "mlflow" %}
+import os
+{%- endif %}
 import sys
 import warnings
 from pathlib import Path
@@ -17,8 +20,9 @@ from pytorch_lightning.utilities.exceptions import SIGTERMException
 
 from .checkpointing import exit_after_sigterm
 from .checks import ConciseParser, check_weights_fit, read_checkpoint, reported_as_one_line
-from .data.dataset import DigitsDataModule
+from .data.dataset import {{ cookiecutter.__datamodule }}
 from .lightning.module import ImageClassifier
+from .runs import checkpointed_runs, continue_run, last_checkpoints
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_CONFIG = PROJECT_ROOT / "configs" / "config.yaml"
@@ -85,13 +89,6 @@ class TrainingCLI(LightningCLI):
             del self.checkpoint_weights
 
 
-def run_directories(logger_config) -> list[Path]:
-    """The ``version_N`` directories of the configured TensorBoard experiment, oldest first."""
-    root = Path(logger_config.init_args.save_dir) / logger_config.init_args.name
-    runs = [path for path in root.glob("version_*") if path.name.removeprefix("version_").isdigit()]
-    return sorted(runs, key=lambda path: int(path.name.removeprefix("version_")))
-
-
 def best_checkpoint(last: Path) -> Path:
     """The best checkpoint recorded by ModelCheckpoint in the state saved with ``last``."""
     state = torch.load(last, map_location="cpu", weights_only=True, mmap=True)
@@ -102,15 +99,14 @@ def best_checkpoint(last: Path) -> Path:
     sys.exit(f"error: --ckpt_path best: {last} records no best checkpoint")
 
 
-def resolve_checkpoint(which: str, logger_config) -> Path:
+def resolve_checkpoint(which: str, logger_config, default_root_dir: str | None = None) -> Path:
     """The ``last`` or ``best`` checkpoint of the newest run of the configured logger that has one.
 
     Shared by ``train.py`` and ``export.py``, so that both mean the same file.
     """
-    runs = [run for run in run_directories(logger_config) if (run / "checkpoints" / "last.ckpt").is_file()]
+    runs = checkpointed_runs(logger_config, default_root_dir)
     if not runs:
-        init_args = logger_config.init_args
-        where = Path(init_args.save_dir) / init_args.name / "version_*/checkpoints/last.ckpt"
+        where = last_checkpoints(logger_config, default_root_dir)
         sys.exit(f"error: --ckpt_path {which}: no checkpoint found at {where}")
     last = runs[-1] / "checkpoints" / "last.ckpt"
     return last if which == "last" else best_checkpoint(last)
@@ -119,13 +115,12 @@ def resolve_checkpoint(which: str, logger_config) -> Path:
 def find_checkpoint(config, reuse_run: bool) -> None:
     """Turn ``ckpt_path: last|best`` into the checkpoint file of the newest run that has one.
 
-    With ``reuse_run`` (for ``fit``) the logger also reuses that run's version directory, so a resumed run
-    continues the same TensorBoard curves and keeps writing checkpoints where ``last`` finds them again.
+    With ``reuse_run`` (for ``fit``) the logger also continues that run where it can (see ``runs.py``), so
+    a resumed run extends the same curves and keeps writing checkpoints where ``last`` finds them again.
     """
-    checkpoint = resolve_checkpoint(config.ckpt_path, config.trainer.logger)
+    checkpoint = resolve_checkpoint(config.ckpt_path, config.trainer.logger, config.trainer.default_root_dir)
     config.ckpt_path = str(checkpoint)
-    if reuse_run:
-        config.trainer.logger.init_args.version = checkpoint.parents[1].name
+    if reuse_run and continue_run(config.trainer.logger, checkpoint.parents[1]):
         warnings.filterwarnings("ignore", "Checkpoint directory .* exists and is not empty")
         discard_logs_after(checkpoint, config.trainer.logger)
 
@@ -168,6 +163,10 @@ def with_default_subcommand(argv: list[str]) -> list[str]:
 def main(args: list[str] | None = None) -> None:
     """Run the command line; without a subcommand, ``fit``."""
     quiet_known_noise()
+{%- if cookiecutter.logger == "mlflow" %}
+    # MLflow 3 refuses a local file store unless asked; a team server (MLFLOW_TRACKING_URI) needs no store.
+    os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
+{%- endif %}
     if args is None:
         # Rewritten in place rather than passed as ``args``: DDP re-launches this script with sys.argv.
         sys.argv[1:] = with_default_subcommand(sys.argv[1:])
@@ -178,7 +177,7 @@ def main(args: list[str] | None = None) -> None:
         with reported_as_one_line():
             TrainingCLI(
                 ImageClassifier,
-                DigitsDataModule,
+                {{ cookiecutter.__datamodule }},
                 args=args,
                 parser_class=ConciseParser,
                 parser_kwargs=parser_kwargs,

@@ -28,7 +28,7 @@ from torch import Tensor, nn
 
 from .checks import check_weights_fit, read_checkpoint
 from .cli import DEFAULT_CONFIG, quiet_known_noise, resolve_checkpoint
-from .data.dataset import DigitsDataModule
+from .data.dataset import {{ cookiecutter.__datamodule }}
 from .lightning.module import ImageClassifier
 
 FILES = {"onnx": "model.onnx", "torchscript": "model.pt"}
@@ -134,7 +134,7 @@ def max_abs_error(fmt: str, path: Path, net: nn.Module, input_shape: list[int]) 
     errors = []
     for size in CHECK_BATCHES:
         # Random raw pixels over their whole range (0 to scale), normalised as the data module does.
-        norm = DigitsDataModule.normalization
+        norm = {{ cookiecutter.__datamodule }}.normalization
         images = (torch.rand(size, *input_shape, generator=generator) - norm["mean"]) / norm["std"]
         exported, expected = run_exported(fmt, path, images), net(images)
         if exported.shape != expected.shape:
@@ -145,7 +145,7 @@ def max_abs_error(fmt: str, path: Path, net: nn.Module, input_shape: list[int]) 
 
 def describe(checkpoint: Path, hparams: dict, results: dict, atol: float) -> dict:
     """The consumer's contract, written as model.json next to the exported files."""
-    class_names = list(DigitsDataModule.class_names)
+    class_names = list({{ cookiecutter.__datamodule }}.class_names)
     if len(class_names) != hparams["num_classes"]:
         sys.exit(f"error: the checkpoint has {hparams['num_classes']} classes, the data {len(class_names)}")
     return {
@@ -154,7 +154,7 @@ def describe(checkpoint: Path, hparams: dict, results: dict, atol: float) -> dic
             "name": "images",
             "shape": ["batch", *hparams["input_shape"]],
             "dtype": "float32",
-            "normalization": {**DigitsDataModule.normalization, "formula": "(pixels / scale - mean) / std"},
+            "normalization": {**{{ cookiecutter.__datamodule }}.normalization, "formula": "(pixels / scale - mean) / std"},
         },
         "output": {
             "name": "logits",

@@ -1,0 +1,93 @@
+"""Read the metrics of a generated project's run back through each logger's own format or client."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import struct
+from pathlib import Path
+
+
+def tensorboard(log_dir: Path, experiment: str) -> dict[str, list[float]]:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    metrics: dict[str, list[tuple[int, float]]] = {}
+    for events in (log_dir / experiment).rglob("events.out.tfevents.*"):
+        accumulator = EventAccumulator(str(events), size_guidance={"scalars": 0})
+        accumulator.Reload()
+        for tag in accumulator.Tags()["scalars"]:
+            metrics.setdefault(tag, []).extend((e.step, e.value) for e in accumulator.Scalars(tag))
+    return {tag: [value for _, value in sorted(points)] for tag, points in metrics.items()}
+
+
+def csv_logger(log_dir: Path, experiment: str) -> dict[str, list[float]]:
+    metrics: dict[str, list[float]] = {}
+    for path in sorted((log_dir / experiment).rglob("metrics.csv")):
+        with open(path, newline="", encoding="utf-8") as file:
+            for row in csv.DictReader(file):
+                for name, value in row.items():
+                    if value != "" and name not in ("step", "epoch"):
+                        metrics.setdefault(name, []).append(float(value))
+    return metrics
+
+
+def mlflow(log_dir: Path, experiment: str) -> dict[str, list[float]]:
+    from mlflow.tracking import MlflowClient
+
+    os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
+    client = MlflowClient(tracking_uri=(log_dir / "mlruns").resolve().as_uri())
+    found = client.get_experiment_by_name(experiment)
+    assert found is not None, f"no MLflow experiment {experiment!r} in {log_dir / 'mlruns'}"
+    metrics: dict[str, list[float]] = {}
+    for run in client.search_runs([found.experiment_id]):
+        for name in run.data.metrics:
+            history = sorted(client.get_metric_history(run.info.run_id, name), key=lambda m: m.step)
+            metrics.setdefault(name, []).extend(metric.value for metric in history)
+    return metrics
+
+
+def wandb_records(path: Path):
+    """The protobuf records of a .wandb file (LevelDB log format: 32 KiB blocks of 7-byte-headed chunks)."""
+    from wandb.proto.wandb_internal_pb2 import Record
+
+    data, position, pending = path.read_bytes(), 7, b""
+    assert data[:4] == b":W&B", path
+    while position + 7 <= len(data):
+        if 32768 - position % 32768 < 7:
+            position += 32768 - position % 32768
+            continue
+        _, length, kind = struct.unpack("<IHB", data[position : position + 7])
+        if kind == 0:
+            break
+        pending += data[position + 7 : position + 7 + length]
+        position += 7 + length
+        if kind in (1, 4):  # a full record, or the last chunk of one
+            yield Record.FromString(pending)
+            pending = b""
+
+
+def wandb(log_dir: Path, experiment: str) -> dict[str, list[float]]:
+    metrics: dict[str, list[float]] = {}
+    runs = sorted((log_dir / "wandb").glob("offline-run-*/run-*.wandb"))
+    assert runs, f"no offline W&B run in {log_dir / 'wandb'}"
+    for path in runs:
+        for record in wandb_records(path):
+            if record.WhichOneof("record_type") == "history":
+                for item in record.history.item:
+                    name = item.key or "/".join(item.nested_key)
+                    value = json.loads(item.value_json)
+                    if not name.startswith("_") and name not in (
+                        "epoch",
+                        "trainer/global_step",
+                    ):
+                        metrics.setdefault(name, []).append(float(value))
+    return metrics
+
+
+READERS = {
+    "tensorboard": tensorboard,
+    "csv": csv_logger,
+    "mlflow": mlflow,
+    "wandb": wandb,
+}

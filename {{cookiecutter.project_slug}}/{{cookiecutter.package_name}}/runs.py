@@ -1,0 +1,69 @@
+"""Where each experiment logger keeps its runs, so that ``--ckpt_path last|best`` finds them again.
+
+Lightning writes checkpoints to ``<save_dir>/<name>/<version>/checkpoints/``, and each logger fills in
+those parts its own way: TensorBoard and CSV use ``logs/<name>/version_N``, MLflow
+``<file store>/<experiment id>/<run id>``, Weights & Biases ``<save_dir>/<project>/<run id>``. The
+functions here read the logger section of the configuration (not an instantiated logger), because they
+run before anything is created.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+from pathlib import Path
+
+# The init argument that names a run to continue, for each logger that can continue one. CSVLogger is
+# missing on purpose: given an existing version it deletes that run's metrics.csv, so a resumed CSV run
+# gets a new version folder instead.
+CONTINUE_ARGUMENT = {
+    "TensorBoardLogger": "version",
+    "MLFlowLogger": "run_id",
+    "WandbLogger": "id",
+}
+
+
+def logger_kind(logger_config) -> str:
+    """The logger's class name, e.g. ``TensorBoardLogger``, from its ``class_path``."""
+    return logger_config.class_path.rsplit(".", 1)[-1]
+
+
+def experiment_root(logger_config, default_root_dir: str | None) -> Path:
+    """The folder whose ``*/checkpoints/`` subfolders are the runs of this experiment (or experiments)."""
+    args = logger_config.init_args
+    kind = logger_kind(logger_config)
+    if kind == "WandbLogger":
+        return Path(args.save_dir or ".") / (args.project or "lightning_logs")
+    if kind == "MLFlowLogger":
+        tracking_uri = args.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI")
+        if tracking_uri and not tracking_uri.startswith("file:"):
+            # A tracking server keeps metrics remotely; Lightning puts checkpoints under default_root_dir.
+            return Path(default_root_dir or ".")
+        return Path(tracking_uri.removeprefix("file:") if tracking_uri else args.save_dir)
+    return Path(args.save_dir) / args.name
+
+
+def last_checkpoints(logger_config, default_root_dir: str | None) -> str:
+    """The glob pattern matching the ``last.ckpt`` of every run of this logger."""
+    root = experiment_root(logger_config, default_root_dir)
+    # MLflow nests runs one level deeper, under the experiment id.
+    runs = "*/*" if logger_kind(logger_config) == "MLFlowLogger" else "*"
+    return str(root / runs / "checkpoints" / "last.ckpt")
+
+
+def checkpointed_runs(logger_config, default_root_dir: str | None) -> list[Path]:
+    """The run folders that hold a ``checkpoints/last.ckpt``, oldest first (by that file's time)."""
+    found = [Path(path) for path in glob.glob(last_checkpoints(logger_config, default_root_dir))]
+    return [last.parents[1] for last in sorted(found, key=lambda path: path.stat().st_mtime)]
+
+
+def continue_run(logger_config, run: Path) -> bool:
+    """Point the logger at ``run`` so that it keeps writing there; False if this logger cannot."""
+    argument = CONTINUE_ARGUMENT.get(logger_kind(logger_config))
+    if argument is None:
+        return False
+    logger_config.init_args[argument] = run.name
+    if logger_kind(logger_config) == "WandbLogger":
+        # Online, W&B refuses an existing run id unless told to resume it.
+        logger_config.init_args["resume"] = "allow"
+    return True
