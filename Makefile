@@ -18,7 +18,7 @@ $(VENV)/.installed: requirements-dev.txt
 	touch $@
 
 test: lint
-	$(PY) -m pytest
+	$(PY) -m pytest -n 2
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check hooks tests local_extensions.py
