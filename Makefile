@@ -21,8 +21,8 @@ test: lint
 	$(PY) -m pytest -n 2
 
 lint: $(VENV)/.installed
-	$(VENV)/bin/ruff check hooks tests local_extensions.py
-	$(VENV)/bin/ruff format --check hooks tests local_extensions.py
+	$(VENV)/bin/ruff check hooks tests benchmarks local_extensions.py
+	$(VENV)/bin/ruff format --check hooks tests benchmarks local_extensions.py
 
 demo: $(VENV)/.installed
 	rm -rf demo

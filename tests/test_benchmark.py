@@ -17,3 +17,9 @@ def test_benchmark_quick_mode_writes_a_table(tmp_path):
     assert len(accuracies) == 2
     assert all(0.5 < accuracy <= 1.0 for accuracy in accuracies)
     assert re.search(r"ratio \d+\.\d\dx", rows["end-to-end wall time"])
+
+
+def test_readme_quotes_the_latest_results():
+    results = (TEMPLATE / "benchmarks" / "RESULTS.md").read_text(encoding="utf-8").strip()
+    assert "| end-to-end wall time |" in results
+    assert results in (TEMPLATE / "README.md").read_text(encoding="utf-8")

@@ -15,10 +15,10 @@ import json
 import re
 import shutil
 import struct
+import tomllib
 from pathlib import Path
 
 import pytest
-import tomllib
 import yaml
 from allpairspy import AllPairs
 from conftest import TEMPLATE, python, render, run
@@ -79,8 +79,8 @@ def expected_files(options: dict) -> set[str]:
         if options["logger"] == "tensorboard":
             # The fault, distributed and GPU tests read TensorBoard's event files of the digits run.
             files |= {
-                "tests/faults.py", "tests/test_distributed.py", "tests/test_gpu.py", "tests/test_resilience.py",
-                "scripts/gpu_check.sh",
+                "tests/faults.py", "tests/test_distributed.py", "tests/test_gpu.py",
+                "tests/test_resilience.py", "scripts/gpu_check.sh",
             }  # fmt: skip
     files |= {
         "github": {".github/workflows/ci.yml"},

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import py_compile
 import re
+import tomllib
 
 import pytest
-import tomllib
 import yaml
 from conftest import ANSWERS, python, run
 
