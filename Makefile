@@ -31,7 +31,7 @@ demo: $(VENV)/.installed
 		&& .venv/bin/python -m pip install --quiet "$(TORCH)" \
 		&& .venv/bin/python -m pip install --quiet -e ".[dev]" \
 		&& .venv/bin/python train.py \
-		&& .venv/bin/pytest -q
+		&& .venv/bin/pytest -q -m "not slow"
 
 clean:
 	rm -rf demo $(VENV)
