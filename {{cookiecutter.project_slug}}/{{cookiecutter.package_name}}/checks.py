@@ -24,8 +24,8 @@ class ConciseParser(LightningArgumentParser):
         return f"usage: {self.prog} [options]\n"
 
 
-def read_checkpoint(path: Path, weights_only: bool | None) -> dict[str, torch.Tensor]:
-    """The weights of a Lightning checkpoint, or exit with one line saying why ``path`` is not one."""
+def read_checkpoint(path: Path, weights_only: bool | None) -> dict:
+    """A Lightning checkpoint with its ``state_dict``, or exit with one line saying why ``path`` is not."""
     if not path.is_file():
         sys.exit(f"error: --ckpt_path {path}: no such file")
     # torch.save writes a zip archive; a truncated file has lost the archive's index at its end.
@@ -39,7 +39,7 @@ def read_checkpoint(path: Path, weights_only: bool | None) -> dict[str, torch.Te
         sys.exit(f"error: --ckpt_path {path}: cannot be read as a checkpoint: {reason}")
     if not isinstance(state, dict) or not isinstance(state.get("state_dict"), dict):
         sys.exit(f"error: --ckpt_path {path}: not a Lightning checkpoint (it has no 'state_dict')")
-    return state["state_dict"]
+    return state
 
 
 def check_weights_fit(model: torch.nn.Module, weights: dict[str, torch.Tensor], path: str) -> None:

@@ -61,12 +61,16 @@ class TrainingCLI(LightningCLI):
         """
         super().parse_arguments(parser, args)
         subcommand = self.config.get("subcommand")
-        if subcommand and self.config[subcommand].ckpt_path in ("last", "best"):
-            find_checkpoint(self.config[subcommand], reuse_run=subcommand == "fit")
-        if subcommand and self.config[subcommand].ckpt_path:
+        config = self.config[subcommand] if subcommand else None
+        continued = False
+        if config and config.ckpt_path in ("last", "best"):
+            continued = find_checkpoint(config, reuse_run=subcommand == "fit")
+        if config and config.ckpt_path:
             # Checked before anything is instantiated, so a bad file leaves no new run folder behind.
-            config = self.config[subcommand]
-            self.checkpoint_weights = read_checkpoint(Path(config.ckpt_path), config.get("weights_only"))
+            checkpoint = read_checkpoint(Path(config.ckpt_path), config.get("weights_only"))
+            self.checkpoint_weights = checkpoint["state_dict"]
+            if continued:
+                discard_logs_after(checkpoint["global_step"], config.trainer.logger)
         if subcommand != "fit":
             # Evaluating a checkpoint restores its ModelCheckpoint state into a new run folder, harmlessly.
             warnings.filterwarnings("ignore", "The dirpath has changed from")
@@ -112,29 +116,30 @@ def resolve_checkpoint(which: str, logger_config, default_root_dir: str | None =
     return last if which == "last" else best_checkpoint(last)
 
 
-def find_checkpoint(config, reuse_run: bool) -> None:
+def find_checkpoint(config, reuse_run: bool) -> bool:
     """Turn ``ckpt_path: last|best`` into the checkpoint file of the newest run that has one.
 
     With ``reuse_run`` (for ``fit``) the logger also continues that run where it can (see ``runs.py``), so
     a resumed run extends the same curves and keeps writing checkpoints where ``last`` finds them again.
+    Returns whether it does.
     """
     checkpoint = resolve_checkpoint(config.ckpt_path, config.trainer.logger, config.trainer.default_root_dir)
     config.ckpt_path = str(checkpoint)
     if reuse_run and continue_run(config.trainer.logger, checkpoint.parents[1]):
         warnings.filterwarnings("ignore", "Checkpoint directory .* exists and is not empty")
-        discard_logs_after(checkpoint, config.trainer.logger)
+        return True
+    return False
 
 
-def discard_logs_after(checkpoint: Path, logger_config) -> None:
-    """Make TensorBoard drop what the interrupted run logged after ``checkpoint`` was saved.
+def discard_logs_after(global_step: int, logger_config) -> None:
+    """Make TensorBoard drop what the interrupted run logged after the checkpoint of ``global_step``.
 
     A run killed mid-epoch has logged steps that the resumed run logs again. ``purge_step`` writes a
     restart marker at the checkpoint's step: TensorBoard (and its EventAccumulator) then discards the older
     events from that step on, so every step appears once.
     """
     if logger_config.class_path.endswith("TensorBoardLogger"):
-        state = torch.load(checkpoint, map_location="cpu", weights_only=True, mmap=True)
-        logger_config.init_args.purge_step = state["global_step"]
+        logger_config.init_args.purge_step = global_step
 
 
 class DropAdvertisements(logging.Filter):

@@ -64,8 +64,8 @@ def checkpoint_file(ckpt_path: str, save_dir: str | None) -> Path:
 
 def load_network(path: Path) -> tuple[nn.Module, dict]:
     """The plain network stored in a checkpoint, in eval mode, and the hyperparameters it was built with."""
-    weights = read_checkpoint(path, weights_only=True)  # one line and exit for a file that is not one
-    checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    checkpoint = read_checkpoint(path, weights_only=True)  # one line and exit for a file that is not one
+    weights = checkpoint["state_dict"]
     # LightningCLI adds private entries (e.g. "_instantiator"); the constructor takes the others.
     hparams = {k: v for k, v in checkpoint.get("hyper_parameters", {}).items() if not k.startswith("_")}
     module = ImageClassifier(**hparams)
