@@ -36,8 +36,8 @@ def main() -> None:
     args = parser.parse_args()
 
     sys.path.insert(0, str(args.project))
-    dataset = __import__(f"{args.package}.data.dataset", fromlist=["DigitsDataModule"])
-    classifier = __import__(f"{args.package}.models.classifier", fromlist=["Classifier"])
+    dataset = __import__(f"{args.package}.data.digits", fromlist=["DigitsDataModule"])
+    classifier = __import__(f"{args.package}.models", fromlist=["Classifier"])
     from torch.utils.tensorboard import SummaryWriter
 
     torch.manual_seed(args.seed)
@@ -48,7 +48,8 @@ def main() -> None:
     train_x, train_y = train.images.to(device), train.labels.to(device)
     val_x, val_y = val.images.to(device), val.labels.to(device)
 
-    model = classifier.Classifier(datamodule.input_shape, datamodule.num_classes, (128, 64), 0.1).to(device)
+    num_classes = len(datamodule.class_names)
+    model = classifier.Classifier(datamodule.input_shape, num_classes, (128, 64), 0.1).to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=args.epochs)
     writer = SummaryWriter(str(args.out))

@@ -64,7 +64,7 @@ def run_lightning(project: Path, epochs: int, out: Path, extra: list[str]) -> di
         ],
         cwd=project,
     )
-    runs = list((out / "digits").glob("version_*"))
+    runs = list((out / "digits-classifier").glob("version_*"))
     epoch_times, val_acc = epoch_walls(runs[0])
     return {"wall": wall, "epoch_times": epoch_times, "val_acc": val_acc, "epochs": len(epoch_times) + 1}
 

@@ -78,7 +78,7 @@ def check_project(project: Path, answers: dict[str, str]) -> None:
     expected = {**DEFAULTS, **answers}
     package = project / project.name.replace("-", "_").replace(".", "_")
     if not package.is_dir():  # package_name given explicitly
-        package = next(p.parent for p in project.glob("*/cli.py"))
+        package = next(p.parents[1] for p in project.glob("*/infra/cli.py"))
 
     pyproject = tomllib.loads((project / "pyproject.toml").read_text(encoding="utf-8"))["project"]
     assert pyproject["description"] == expected["description"]
@@ -263,7 +263,7 @@ def test_slug_with_a_slash_is_refused(tmp_path):
 def test_name_without_letters_gets_a_folder_name(tmp_path):
     project, errors = bake(tmp_path, project_name="🚀🚀")
     assert project is not None, errors
-    assert project.name == "my-project" and (project / "my_project" / "cli.py").is_file()
+    assert project.name == "my-project" and (project / "my_project" / "infra" / "cli.py").is_file()
 
 
 def test_jinja_evaluated_by_cookiecutter_is_named(tmp_path):

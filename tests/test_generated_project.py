@@ -52,7 +52,7 @@ def test_generated_tests_pass(rendered, tmp_path, name, selection):
 def test_default_training_reaches_95_percent(fresh_default):
     result = run(python("train.py", "--trainer.enable_progress_bar=false"), cwd=fresh_default)
     assert "Warning" not in result.stderr, result.stderr
-    run_dir = fresh_default / "logs" / "digits" / "version_0"
+    run_dir = fresh_default / "logs" / "digits-classifier" / "version_0"
     val_acc = scalars(run_dir, "val/acc")
     assert val_acc[-1][1] >= 0.95, val_acc
     checkpoints = run_dir / "checkpoints"
@@ -60,14 +60,19 @@ def test_default_training_reaches_95_percent(fresh_default):
     assert len(list(checkpoints.glob("best-epoch=*.ckpt"))) == 1
     assert (run_dir / "config.yaml").is_file()
 
+    # The README's resume command, after a run that early stopping (or max_epochs) ended: it trains on.
     last_epoch = torch.load(checkpoints / "last.ckpt", weights_only=True)["epoch"]
-    run(
-        python("train.py", "fit", "--ckpt_path", "last", f"--trainer.max_epochs={last_epoch + 3}"),
-        cwd=fresh_default,
+    command = next(c for c in readme_commands(fresh_default) if "--ckpt_path last" in c)
+    max_epochs = int(re.search(r"--trainer.max_epochs (\d+)", command).group(1))
+    assert max_epochs > last_epoch + 3, "the README's example must extend the default run"
+    resumed_output = run(
+        python(*shlex.split(command)[1:], "--trainer.enable_progress_bar=false"), cwd=fresh_default
     )
-    assert sorted(p.name for p in (fresh_default / "logs" / "digits").iterdir()) == ["version_0"]
+    assert sorted(p.name for p in (fresh_default / "logs" / "digits-classifier").iterdir()) == ["version_0"]
     resumed = torch.load(checkpoints / "last.ckpt", weights_only=True)
-    assert resumed["epoch"] > last_epoch
+    # Patience counts again from the resumed epoch: at least that many more epochs, unless max_epochs ends it.
+    patience = 5
+    assert resumed["epoch"] - last_epoch >= min(patience, max_epochs - 1 - last_epoch), resumed_output.stderr
     steps = [step for step, _ in scalars(run_dir, "val/acc")]
     assert len(steps) == len(set(steps)) == len(val_acc) + (resumed["epoch"] - last_epoch)
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from conftest import render
 from cookiecutter.exceptions import FailedHookException
@@ -35,7 +37,7 @@ def test_derived_names_follow_the_project_name(cookies):
     result = cookies.bake(extra_context={"project_name": "Crème Brûlée Detector"})
     assert result.exit_code == 0, result.exception
     assert result.project_path.name == "creme-brulee-detector"
-    assert (result.project_path / "creme_brulee_detector" / "cli.py").is_file()
+    assert (result.project_path / "creme_brulee_detector" / "infra" / "cli.py").is_file()
 
 
 def test_post_gen_prints_next_steps(cookies, capfd):
@@ -67,3 +69,12 @@ def test_post_gen_names_the_chosen_logger_and_prunes_empty_folders(cookies, capf
     assert watch in out
     assert ("tensorboard" in out) == (logger == "tensorboard")
     assert not (result.project_path / ".github").exists()
+
+
+def test_next_steps_give_the_path_given_with_output_dir(tmp_path, capfd, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("PWD", str(tmp_path))
+    render(Path("projects/team"))
+    out = capfd.readouterr().out
+    assert "cd projects/team/digits-classifier" in out
+    assert (tmp_path / "projects" / "team" / "digits-classifier" / "train.py").is_file()

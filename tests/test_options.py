@@ -1,20 +1,21 @@
 """Every option is real, in every pairwise combination (an all-pairs set of answers).
 
-For each combination: the exact set of files it needs, lint, every TOML/YAML parses, the configured checks
-(CI, Docker, pre-commit) are what they claim. For each (logger, example) pair, which is all the code an
-option changes: the generated project's own fast tests, and a short real training whose metrics are read
-back through the chosen logger's own files or client.
+The options and their values are read from cookiecutter.json, and the files each value owns from the
+post-generation hook's table: nothing here restates them. For each combination: exactly the files it
+needs, lint, every TOML/YAML parses, the configured checks (CI, Docker, pre-commit) are what they claim,
+and the README and config state only facts of the chosen example. For each (logger, example) pair, which is
+all the code an option changes: a short real training whose metrics are read back through the chosen
+logger's own files or client.
 """
 
 from __future__ import annotations
 
-import gzip
-import hashlib
+import ast
 import itertools
 import json
 import re
 import shutil
-import struct
+import subprocess
 import tomllib
 from pathlib import Path
 
@@ -25,18 +26,21 @@ from conftest import TEMPLATE, python, render, run
 from logger_metrics import READERS
 from packaging.version import Version
 
+CONTEXT = json.loads((TEMPLATE / "cookiecutter.json").read_text(encoding="utf-8"))
+# Every choice (a list) and every yes/no (a boolean) of cookiecutter.json; the license is a choice of text,
+# checked by test_render.py for each value.
 OPTIONS = {
-    "logger": ["tensorboard", "csv", "mlflow", "wandb"],
-    "example": ["digits", "mnist"],
-    "ci": ["github", "gitlab", "none"],
-    "docker": [True, False],
-    "slurm": [True, False],
+    name: value if isinstance(value, list) else [value, not value]
+    for name, value in CONTEXT.items()
+    if not name.startswith("_") and isinstance(value, list | bool) and name != "license"
 }
 COMBINATIONS = [dict(zip(OPTIONS, values, strict=True)) for values in AllPairs(list(OPTIONS.values()))]
 IDS = ["-".join(str(value) for value in combo.values()) for combo in COMBINATIONS]
 # The first combination of each (logger, example) pair: these differ in code, the others only in files.
 CODE_VARIANTS = {(c["logger"], c["example"]): c for c in reversed(COMBINATIONS)}
 PACKAGE = "digits_classifier"
+SLUG = "digits-classifier"
+PROJECT_TEMPLATE = TEMPLATE / "{{cookiecutter.project_slug}}"
 LOGGER_DEPENDENCY = {
     "tensorboard": "tensorboard",
     "csv": None,
@@ -49,50 +53,75 @@ LOGGER_WORDS = {
     "mlflow": "mlflow",
     "wandb": "wandb",
 }
-SLURM_FOLDER = TEMPLATE / "{{cookiecutter.project_slug}}" / "scripts" / "slurm"
-SLURM_CONDITION, END = "{% if cookiecutter.slurm %}", "{% endif %}"
+# Facts that only one example's README and config may state.
+EXAMPLE_FACTS = {
+    "digits": ["8x8", "1,797", "scikit-learn", "pixels / 16"],
+    "mnist": ["MNIST", "28x28", "60,000"],
+    "folder": ["data/images", "sub-folder per class", "Pillow"],
+}
+WINDOWS_FORBIDDEN = re.compile(r'[<>:"|?*]|[. ]$|^(CON|PRN|AUX|NUL|COM[1-9]|LPT[1-9])(\.|$)', re.IGNORECASE)
+
+
+def option_files() -> dict[str, dict]:
+    """The post-generation hook's table of the files each option value owns, read without running it."""
+    source = (TEMPLATE / "hooks" / "post_gen_project.py").read_text(encoding="utf-8")
+    for node in ast.parse(source).body:
+        if isinstance(node, ast.Assign) and [t.id for t in node.targets if isinstance(t, ast.Name)] == [
+            "OPTION_FILES"
+        ]:
+            return ast.literal_eval(node.value)
+    raise AssertionError("post_gen_project.py has no literal OPTION_FILES table")
+
+
+def template_files() -> set[str]:
+    """Every file of the project template, under the names a default render gives them."""
+    tracked = subprocess.run(
+        ["git", "ls-files", "--", "{{cookiecutter.project_slug}}"],
+        cwd=TEMPLATE,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.splitlines()
+    prefix = "{{cookiecutter.project_slug}}/"
+    return {path.removeprefix(prefix).replace("{{cookiecutter.package_name}}", PACKAGE) for path in tracked}
 
 
 def expected_files(options: dict) -> set[str]:
     """The files a project generated with ``options`` (and default names) must have, and no others."""
-    package = [
-        "__init__.py", "callbacks.py", "checkpointing.py", "checks.py", "cli.py", "export.py", "runs.py",
-        "data/__init__.py",
-        "data/dataset.py", "lightning/__init__.py", "lightning/module.py", "models/__init__.py",
-        "models/classifier.py",
-    ]  # fmt: skip
-    files = {
-        ".gitignore", ".pre-commit-config.yaml", "LICENSE", "README.md", "pyproject.toml", "train.py",
-        "configs/config.yaml", "tests/conftest.py", "tests/metrics.py", "tests/test_data.py",
-        "tests/test_model.py", "tests/test_training.py", "export.py", "scripts/torchrun_multinode.sh",
-        "configs/profiles/cpu_ddp.yaml", "configs/profiles/ddp.yaml", "configs/profiles/gpu.yaml",
-        "configs/profiles/multinode.yaml",
-        *(f"{PACKAGE}/{name}" for name in package),
-    }  # fmt: skip
-    if options["example"] == "mnist":
-        files.add("tests/fake_mnist.py")
-    else:
-        # The export and inference tests are written for digits (and the inference ones for version_N runs).
-        files |= {"tests/test_export.py", "tests/test_errors.py"}
-        if options["logger"] in ("tensorboard", "csv"):
-            files.add("tests/test_inference.py")
-        if options["logger"] == "tensorboard":
-            # The fault, distributed and GPU tests read TensorBoard's event files of the digits run.
-            files |= {
-                "tests/faults.py", "tests/test_distributed.py", "tests/test_gpu.py",
-                "tests/test_resilience.py", "scripts/gpu_check.sh",
-            }  # fmt: skip
-    files |= {
-        "github": {".github/workflows/ci.yml"},
-        "gitlab": {".gitlab-ci.yml"},
-        "none": set(),
-    }[options["ci"]]
-    if options["docker"]:
-        files |= {"Dockerfile", ".dockerignore"}
-    if options["slurm"] and SLURM_FOLDER.is_dir():
-        names = (path.name.removeprefix(SLURM_CONDITION).removesuffix(END) for path in SLURM_FOLDER.iterdir())
-        files |= {f"scripts/slurm/{name}" for name in names}
-    return files
+    removed, kept = set(), set()
+    for option, files_of in option_files().items():
+        for value, paths in files_of.items():
+            chosen = value == options.get(option, CONTEXT[option][0] if option == "license" else None)
+            (kept if chosen else removed).update(p.format(package=PACKAGE) for p in paths)
+    removed -= kept
+    return {
+        path
+        for path in template_files()
+        if not any(path == gone or path.startswith(gone + "/") for gone in removed)
+    }
+
+
+def test_every_template_path_is_portable():
+    tracked = subprocess.run(
+        ["git", "ls-files"], cwd=TEMPLATE, capture_output=True, text=True, check=True
+    ).stdout.splitlines()
+    assert tracked
+    bad = [path for path in tracked for part in path.split("/") if WINDOWS_FORBIDDEN.search(part)]
+    assert not bad, f"paths Windows cannot check out: {bad}"
+
+
+def test_the_hook_table_covers_every_value_and_names_real_files():
+    table = option_files()
+    assert set(table) <= set(OPTIONS) | {"license"}  # options that own no file (the logger) are absent
+    files = template_files()
+    for option, files_of in table.items():
+        values = CONTEXT[option] if isinstance(CONTEXT[option], list) else [True, False]
+        assert list(files_of) == values, option
+        for path in itertools.chain.from_iterable(files_of.values()):
+            path = path.format(package=PACKAGE)
+            assert any(f == path or f.startswith(path + "/") for f in files), (
+                f"{option}: {path} does not exist"
+            )
 
 
 @pytest.fixture(scope="module")
@@ -123,15 +152,9 @@ def test_combinations_cover_every_pair():
 
 
 def test_options_are_declared_with_prompts():
-    context = json.loads((TEMPLATE / "cookiecutter.json").read_text(encoding="utf-8"))
-    for name, values in OPTIONS.items():
-        default = context[name]
-        assert default == values if isinstance(default, list) else default is False, name
-        assert name in context["__prompts__"], name
-    assert context["logger"][0] == "tensorboard" and context["example"][0] == "digits"
-    # The SLURM scripts, once present, must be pruned with the option: each file named conditionally.
-    if SLURM_FOLDER.exists():
-        assert all(path.name.startswith(SLURM_CONDITION) for path in SLURM_FOLDER.iterdir())
+    for name in OPTIONS:
+        assert name in CONTEXT["__prompts__"], name
+    assert CONTEXT["logger"][0] == "tensorboard" and CONTEXT["example"][0] == "digits"
 
 
 @pytest.mark.parametrize("index", range(len(COMBINATIONS)), ids=IDS)
@@ -168,7 +191,9 @@ def test_lint_parse_and_only_the_chosen_logger(project, index):
         .lower()
         .endswith(LOGGER_WORDS[options["logger"]].replace("csvlogger", "csv") + "logger")
     )
-    assert options["example"] in logger["init_args"].values()
+    # Runs are named after the project, whatever the example.
+    assert SLUG in logger["init_args"].values()
+    assert config["data"]["class_path"].startswith(f"{PACKAGE}.data.{options['example']}.")
     for name in ("configs/config.yaml", "pyproject.toml", "README.md"):
         text = (root / name).read_text(encoding="utf-8").lower()
         for other, word in LOGGER_WORDS.items():
@@ -251,27 +276,21 @@ def test_pre_commit_config_is_valid_and_uses_ruff(project, index):
     } <= hygiene
 
 
-def write_idx(path: Path, dims: tuple[int, ...], values: bytes) -> str:
-    """A gzipped IDX file of unsigned bytes; returns its SHA-256."""
-    header = struct.pack(">BBBB", 0, 0, 0x08, len(dims)) + struct.pack(f">{len(dims)}I", *dims)
-    path.write_bytes(gzip.compress(header + values, mtime=0))
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-def tiny_mnist(root: Path) -> list[str]:
-    """Four small MNIST-format files; the train.py options that use them instead of downloading."""
-    root.mkdir()
-    checksums = {}
-    for prefix, size in (("train", 600), ("t10k", 64)):
-        labels = bytes(index % 10 for index in range(size))
-        images = bytes((index * 7 + label * 25) % 256 for label in labels for index in range(28 * 28))
-        for name, dims, values in (
-            ("images-idx3", (size, 28, 28), images),
-            ("labels-idx1", (size,), labels),
-        ):
-            filename = f"{prefix}-{name}-ubyte.gz"
-            checksums[filename] = write_idx(root / filename, dims, values)
-    return [f"--data.data_dir={root}", f"--data.checksums={json.dumps(checksums)}"]
+def stand_in_args(root: Path, folder: Path) -> list[str]:
+    """The train.py options that point the project at the stand-in data its DataModule's hook writes."""
+    script = (
+        "import json, sys, yaml\n"
+        "from pathlib import Path\n"
+        "from importlib import import_module\n"
+        "path = yaml.safe_load(open('configs/config.yaml'))['data']['class_path']\n"
+        "module, _, name = path.rpartition('.')\n"
+        "print(json.dumps(getattr(import_module(module), name).stand_in(Path(sys.argv[1]))))\n"
+    )
+    arguments = json.loads(run(python("-c", script, str(folder)), cwd=root).stdout)
+    return [
+        f"--data.init_args.{key}={value if isinstance(value, str) else json.dumps(value)}"
+        for key, value in arguments.items()
+    ]
 
 
 SHORT_FIT = [
@@ -288,14 +307,29 @@ SHORT_FIT = [
 def test_trains_with_its_logger(project, tmp_path, pair):
     logger, example = pair
     root = Path(shutil.copytree(project(COMBINATIONS.index(CODE_VARIANTS[pair])), tmp_path / "project"))
-    data_args = tiny_mnist(tmp_path / "mnist") if example == "mnist" else []
-    run(python("train.py", "fit", *data_args, *SHORT_FIT), cwd=root)
-    metrics = READERS[logger](root / "logs", example)
+    run(python("train.py", "fit", *stand_in_args(root, tmp_path / "data"), *SHORT_FIT), cwd=root)
+    metrics = READERS[logger](root / "logs", SLUG)
     assert {"train/loss", "train/acc", "val/loss", "val/acc", "lr-AdamW"} <= set(metrics), sorted(metrics)
     assert len(metrics["val/acc"]) == 2 and len(metrics["train/loss"]) == 8
     assert all(0.0 <= value <= 1.0 for value in metrics["val/acc"] + metrics["train/acc"])
     assert list(root.glob("logs/**/checkpoints/last.ckpt")), "no checkpoint written"
     assert not (root / "data").exists(), "nothing may be downloaded"
+    (run_folder,) = {path.parents[1] for path in root.glob("logs/**/checkpoints/last.ckpt")}
+    assert (run_folder / "config.yaml").is_file(), "the run's config belongs in its own folder"
+
+
+@pytest.mark.parametrize("index", range(len(COMBINATIONS)), ids=IDS)
+def test_readme_and_config_state_only_the_chosen_examples_facts(project, index):
+    options, root = COMBINATIONS[index], project(index)
+    for name in ("README.md", "configs/config.yaml"):
+        text = (root / name).read_text(encoding="utf-8")
+        for example, facts in EXAMPLE_FACTS.items():
+            for fact in facts:
+                if example != options["example"]:
+                    assert fact not in text, f"{name} of a {options['example']} project says {fact!r}"
+    readme = (root / "README.md").read_text(encoding="utf-8")
+    assert any(fact in readme for fact in EXAMPLE_FACTS[options["example"]])
+    assert "## Bring your own data" in readme
 
 
 # The generated tests differ by logger (tests/metrics.py) and by example (data tests, stand-in MNIST), not by

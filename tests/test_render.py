@@ -71,4 +71,4 @@ def test_package_is_named_after_the_project(rendered):
     project = rendered("apache")
     assert project.name == "vision-lab-experiments"
     assert (project / "vislab" / "lightning" / "module.py").is_file()
-    assert "from vislab.cli import main" in (project / "train.py").read_text(encoding="utf-8")
+    assert "from vislab.infra.cli import main" in (project / "train.py").read_text(encoding="utf-8")

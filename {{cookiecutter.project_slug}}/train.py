@@ -1,6 +1,6 @@
 """Entry point: ``python train.py`` fits with configs/config.yaml; ``python train.py --help`` for the rest."""
 
-from {{ cookiecutter.package_name }}.cli import main
+from {{ cookiecutter.package_name }}.infra.cli import main
 
 if __name__ == "__main__":
     main()

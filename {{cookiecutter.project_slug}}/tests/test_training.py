@@ -5,8 +5,10 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import PROJECT_ROOT, checkpointed_runs, load_checkpoint, run_train
+from conftest import CONFIG, PROJECT_ROOT, checkpointed_runs, load_checkpoint, run_train
 from metrics import RESUME_CONTINUES_RUN, read_scalars
+
+from {{ cookiecutter.package_name }}.infra import early_stopping
 
 
 def only_run(log_dir: Path) -> Path:
@@ -26,12 +28,12 @@ def test_fit_learns_and_writes_checkpoints_and_logs(trained_run):
     assert val_acc[-1] >= 0.85
     assert (run / "checkpoints" / "last.ckpt").is_file()
     assert len(list((run / "checkpoints").glob("best-epoch=*.ckpt"))) == 1
-    assert list(trained_run.rglob("config.yaml")), "the resolved config of the run was not saved"
+    assert (run / "config.yaml").is_file(), "the resolved config of the run was not saved in its folder"
     assert "lr-AdamW" in scalars
 
 
 @pytest.mark.slow
-def test_resume_from_last_continues_the_same_run(trained_run, tmp_path):
+def test_resume_from_last_continues_the_same_run(tmp_path):
     run_train("fit", "--trainer.max_epochs=2", log_dir=tmp_path)
     run = only_run(tmp_path)
     assert load_checkpoint(run / "checkpoints" / "last.ckpt")["epoch"] == 1
@@ -46,6 +48,20 @@ def test_resume_from_last_continues_the_same_run(trained_run, tmp_path):
     assert checkpoint["epoch"] == 3
     val_steps = [step for step, _ in read_scalars(run)["val/acc"]]
     assert len(val_steps) == len(set(val_steps)) == (4 if RESUME_CONTINUES_RUN else 2)
+
+
+def test_a_run_that_early_stopping_ended_trains_on_when_resumed(monkeypatch):
+    said = []
+    monkeypatch.setattr(early_stopping, "rank_zero_info", said.append)
+    stopper = early_stopping.ResumableEarlyStopping(monitor="val/loss", patience=5)
+    finished = {**stopper.state_dict(), "wait_count": 3, "patience": 3, "best_score": 0.5, "stopped_epoch": 9}
+    stopper.load_state_dict(finished)
+    assert (stopper.wait_count, stopper.stopped_epoch, stopper.patience) == (0, 0, 5)
+    assert float(stopper.best_score) == 0.5
+    assert len(said) == 1 and said[0].startswith("early stopping had ended this run")
+    # A run interrupted before it was stopped resumes its count as it was.
+    stopper.load_state_dict({**finished, "wait_count": 2})
+    assert stopper.wait_count == 2
 
 
 def test_resume_without_a_checkpoint_says_so(tmp_path):
@@ -63,5 +79,5 @@ def test_default_config_is_found_from_any_directory(tmp_path):
         cwd=tmp_path,
     )
     assert result.returncode == 0, result.stderr
-    assert "save_dir: logs" in result.stdout
+    assert f"class_path: {CONFIG['data']['class_path']}" in result.stdout
     assert "monitor: val/loss" in result.stdout

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import pytorch_lightning as pl
 import torch
@@ -10,33 +11,40 @@ import torch.nn.functional as F
 from torch import Tensor
 from torchmetrics.classification import MulticlassAccuracy
 
-from ..models.classifier import Classifier
+from ..models import Classifier
 
 
 class ImageClassifier(pl.LightningModule):
     """Trains a :class:`Classifier` with cross-entropy and reports loss and accuracy per split.
 
+    ``input_shape``, ``class_names`` and ``normalization`` are the data's contract, set from the DataModule
+    by the command line and stored in every checkpoint, so that a checkpoint alone says what it takes and
+    what it predicts.
+
     Args:
-        input_shape: Shape of one image, ``(channels, height, width)``; set from the DataModule.
-        num_classes: Number of classes; set from the DataModule.
+        input_shape: Shape of one image, ``(channels, height, width)``.
+        class_names: Name of each class, in the order of the labels.
+        normalization: How raw pixels become the network's input (recorded for export, not used here).
         hidden_dims: Widths of the hidden layers of the network.
-        dropout: Dropout probability after each hidden layer.
+        dropout: Dropout probability of the network.
         lr: Peak learning rate of AdamW; a cosine schedule decays it to zero over ``max_epochs``.
         weight_decay: AdamW weight decay.
     """
 
     def __init__(
         self,
-        input_shape: Sequence[int] = (1, 8, 8),
-        num_classes: int = 10,
-        hidden_dims: Sequence[int] = (128, 64),
+        input_shape: Sequence[int],
+        class_names: Sequence[str],
+        normalization: dict[str, Any] | None = None,
+        hidden_dims: Sequence[int] = (64,),
         dropout: float = 0.1,
         lr: float = 1e-3,
         weight_decay: float = 1e-4,
     ) -> None:
         super().__init__()
-        # Plain numbers only, so checkpoints load with torch.load(weights_only=True).
+        # Plain numbers and strings only, so checkpoints load with torch.load(weights_only=True).
         self.save_hyperparameters()
+        num_classes = len(class_names)
         self.net = Classifier(input_shape, num_classes, hidden_dims, dropout)
         self.example_input_array = torch.zeros(1, *input_shape)
         # average="micro": the share of correctly classified samples (torchmetrics defaults to macro).
@@ -48,10 +56,14 @@ class ImageClassifier(pl.LightningModule):
         """Return class logits."""
         return self.net(images)
 
+    def loss(self, logits: Tensor, labels: Tensor) -> Tensor:
+        """The training objective, also reported as ``<split>/loss`` on validation and test."""
+        return F.cross_entropy(logits, labels)
+
     def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
         images, labels = batch
         logits = self(images)
-        loss = F.cross_entropy(logits, labels)
+        loss = self.loss(logits, labels)
         if not torch.isfinite(loss):
             # Stop rather than train on: NaN weights would be checkpointed and every later step wasted.
             # (The check waits for the GPU once per step, which is small next to the step itself.)
@@ -82,7 +94,7 @@ class ImageClassifier(pl.LightningModule):
         images, labels = batch
         logits = self(images)
         # sync_dist averages the loss over DDP processes; the torchmetrics accuracy syncs itself.
-        self.log(f"{split}/loss", F.cross_entropy(logits, labels), prog_bar=True, sync_dist=True)
+        self.log(f"{split}/loss", self.loss(logits, labels), prog_bar=True, sync_dist=True)
         accuracy.update(logits, labels)
         self.log(f"{split}/acc", accuracy, prog_bar=True)
 

@@ -1,4 +1,4 @@
-"""Callbacks that do the file I/O of a run, so that the LightningModule never sees a path."""
+"""Predictions to a CSV file: the file I/O of ``predict``, so that the LightningModule never sees a path."""
 
 from __future__ import annotations
 
@@ -12,6 +12,8 @@ import torch
 from pytorch_lightning.callbacks import BasePredictionWriter
 from pytorch_lightning.utilities import rank_zero_info
 from torch import Tensor
+
+from .runs import run_folder
 
 
 class PredictionWriter(BasePredictionWriter):
@@ -34,11 +36,12 @@ class PredictionWriter(BasePredictionWriter):
         super().__init__(write_interval="epoch")
         self.output_path = output_path
         self.path: Path | None = None
+        self.written = ""
 
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         if stage == "predict":
-            # trainer.log_dir is broadcast from rank 0, so every process asks for it, not only rank 0.
-            self.path = Path(self.output_path or Path(trainer.log_dir or ".") / "predictions.csv")
+            # run_folder is broadcast from rank 0, so every process asks for it, not only rank 0.
+            self.path = Path(self.output_path or run_folder(trainer) / "predictions.csv")
 
     def write_on_epoch_end(
         self,
@@ -73,7 +76,13 @@ class PredictionWriter(BasePredictionWriter):
                 best = max(range(len(row)), key=row.__getitem__)
                 writer.writerow([index, class_names[best], *(f"{p:.6g}" for p in row)])
         os.replace(partial, self.path)
-        rank_zero_info(f"Wrote {len(indices)} predictions to {self.path}")
+        self.written = f"Wrote {len(indices)} predictions to {self.path}"
+
+    def teardown(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        # Said at teardown, once the progress bar has closed, so that the line stands on its own.
+        if stage == "predict" and self.written:
+            rank_zero_info(self.written)
+            self.written = ""
 
 
 def merge(shares: Sequence[tuple[Tensor, Tensor]], num_samples: int) -> tuple[Tensor, Tensor]:
@@ -100,6 +109,6 @@ def first_occurrences(values: Tensor) -> tuple[Tensor, Tensor]:
 
 
 def class_names_of(trainer: pl.Trainer, probabilities: Tensor) -> list[str]:
-    """The DataModule's ``class_names``, or the class numbers when it has none."""
-    names = getattr(trainer.datamodule, "class_names", None)
+    """The model's ``class_names`` (the data contract it was trained with), or class numbers without one."""
+    names = trainer.lightning_module.hparams.get("class_names")
     return list(names) if names else [str(k) for k in range(probabilities.shape[1])]

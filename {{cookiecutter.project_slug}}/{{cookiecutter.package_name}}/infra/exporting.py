@@ -26,10 +26,9 @@ import yaml
 from jsonargparse import dict_to_namespace
 from torch import Tensor, nn
 
+from ..lightning.module import ImageClassifier
 from .checks import check_weights_fit, read_checkpoint
-from .cli import DEFAULT_CONFIG, quiet_known_noise, resolve_checkpoint
-from .data.dataset import {{ cookiecutter.__datamodule }}
-from .lightning.module import ImageClassifier
+from .cli import default_config, quiet_known_noise, resolve_checkpoint
 
 FILES = {"onnx": "model.onnx", "torchscript": "model.pt"}
 EXPORT_BATCH = 4  # example batch traced while exporting (not 1, which torch.export would specialise on)
@@ -55,7 +54,7 @@ def checkpoint_file(ckpt_path: str, save_dir: str | None) -> Path:
         if not path.is_file():
             sys.exit(f"error: --ckpt_path {ckpt_path}: no such file (give best, last or a .ckpt file)")
         return path
-    config = yaml.safe_load(DEFAULT_CONFIG.read_text(encoding="utf-8"))
+    config = yaml.safe_load(default_config().read_text(encoding="utf-8"))
     logger = dict_to_namespace(config["trainer"]["logger"])
     if save_dir is not None:
         logger.init_args.save_dir = save_dir
@@ -128,14 +127,17 @@ def run_exported(fmt: str, path: Path, images: Tensor) -> Tensor:
 
 
 @torch.no_grad()
-def max_abs_error(fmt: str, path: Path, net: nn.Module, input_shape: list[int]) -> float:
+def max_abs_error(fmt: str, path: Path, net: nn.Module, hparams: dict) -> float:
     """The largest |exported - PyTorch| logit over inputs of every batch size in ``CHECK_BATCHES``."""
     generator = torch.Generator().manual_seed(0)
+    channels = hparams["input_shape"][0]
+    norm = hparams.get("normalization") or {}
+    mean = torch.tensor(norm.get("mean", [0.0])).reshape(-1, 1, 1).expand(channels, 1, 1)
+    std = torch.tensor(norm.get("std", [1.0])).reshape(-1, 1, 1).expand(channels, 1, 1)
     errors = []
     for size in CHECK_BATCHES:
         # Random raw pixels over their whole range (0 to scale), normalised as the data module does.
-        norm = {{ cookiecutter.__datamodule }}.normalization
-        images = (torch.rand(size, *input_shape, generator=generator) - norm["mean"]) / norm["std"]
+        images = (torch.rand(size, *hparams["input_shape"], generator=generator) - mean) / std
         exported, expected = run_exported(fmt, path, images), net(images)
         if exported.shape != expected.shape:
             sys.exit(f"error: {path} returned shape {tuple(exported.shape)} for a batch of {size}")
@@ -145,16 +147,17 @@ def max_abs_error(fmt: str, path: Path, net: nn.Module, input_shape: list[int]) 
 
 def describe(checkpoint: Path, hparams: dict, results: dict, atol: float) -> dict:
     """The consumer's contract, written as model.json next to the exported files."""
-    class_names = list({{ cookiecutter.__datamodule }}.class_names)
-    if len(class_names) != hparams["num_classes"]:
-        sys.exit(f"error: the checkpoint has {hparams['num_classes']} classes, the data {len(class_names)}")
+    class_names = list(hparams["class_names"])
     return {
         "checkpoint": str(checkpoint),
         "input": {
             "name": "images",
             "shape": ["batch", *hparams["input_shape"]],
             "dtype": "float32",
-            "normalization": {**{{ cookiecutter.__datamodule }}.normalization, "formula": "(pixels / scale - mean) / std"},
+            "normalization": {
+                **(hparams.get("normalization") or {"scale": 1.0, "mean": [0.0], "std": [1.0]}),
+                "formula": "(pixels / scale - mean[channel]) / std[channel]",
+            },
         },
         "output": {
             "name": "logits",
@@ -185,7 +188,7 @@ def main(argv: list[str] | None = None) -> None:
     for fmt in args.format:
         path = output_dir / FILES[fmt]
         exporter = exporters[fmt](net, example, path)
-        error = max_abs_error(fmt, path, net, hparams["input_shape"])
+        error = max_abs_error(fmt, path, net, hparams)
         results[fmt] = {"file": FILES[fmt], "exporter": exporter, "max_abs_error": error}
         print(f"{fmt}: {path} (max |exported - PyTorch| = {error:.3g}, atol {args.atol:g})")
         if not error <= args.atol:  # also catches NaN

@@ -7,6 +7,8 @@ from pathlib import Path
 
 # Resuming with --ckpt_path last continues the same MLflow run (same run id).
 RESUME_CONTINUES_RUN = True
+# MLflow keeps every value logged: steps an interrupted run logged after its checkpoint appear twice.
+REPLAYED_STEPS_DISCARDED = False
 
 
 def read_scalars(run_dir: Path) -> dict[str, list[tuple[int, float]]]:

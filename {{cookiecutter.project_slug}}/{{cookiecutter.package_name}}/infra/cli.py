@@ -1,32 +1,47 @@
 """The command line: ``python train.py [fit|validate|test|predict] [--options]`` (``fit`` if omitted).
 
-Every run reads ``configs/config.yaml`` (found next to this package, whatever the working directory),
-then the files given with ``--config``, then the ``--section.key value`` options: later ones win.
+Every run reads ``configs/config.yaml`` (the project's, whatever the working directory), then the files given
+with ``--config``, then the ``--section.key value`` options: later ones win. The model is
+:class:`ImageClassifier`; the DataModule is whatever class ``data.class_path`` in the config names.
 """
 
 from __future__ import annotations
 
 import logging
-{%- if cookiecutter.logger == "mlflow" %}
 import os
-{%- endif %}
 import sys
 import warnings
 from pathlib import Path
 
+import pytorch_lightning as pl
 import torch
 from pytorch_lightning.cli import LightningArgumentParser, LightningCLI
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 
+from ..lightning.module import ImageClassifier
 from .checkpointing import exit_after_sigterm
 from .checks import ConciseParser, check_weights_fit, read_checkpoint, reported_as_one_line
-from .data.dataset import {{ cookiecutter.__datamodule }}
-from .lightning.module import ImageClassifier
-from .runs import checkpointed_runs, continue_run, last_checkpoints
+from .runs import SaveRunConfig, checkpointed_runs, continue_run, last_checkpoints
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_CONFIG = PROJECT_ROOT / "configs" / "config.yaml"
 SUBCOMMANDS = ("fit", "validate", "test", "predict")
+# What the DataModule declares once and the model is built from (and stores in its checkpoints).
+DATA_CONTRACT = ("input_shape", "class_names", "normalization")
+
+
+def default_config() -> Path:
+    """The project's ``configs/config.yaml``, or exit with one line saying where it was looked for.
+
+    It is beside the package in a checkout or an editable install, and in the working directory when a
+    ``pip install .`` is run from the project folder.
+    """
+    beside = Path(__file__).resolve().parents[2] / "configs" / "config.yaml"
+    for candidate in (beside, Path("configs/config.yaml")):
+        if candidate.is_file():
+            return candidate.resolve()
+    sys.exit(
+        f"error: configs/config.yaml not found beside the package ({beside.parent}) nor in the working"
+        " directory: run from the project folder, or install it with `pip install -e .`"
+    )
 
 
 def default_precision(accelerator: object) -> str:
@@ -50,8 +65,8 @@ class TrainingCLI(LightningCLI):
     """
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
-        parser.link_arguments("data.input_shape", "model.input_shape", apply_on="instantiate")
-        parser.link_arguments("data.num_classes", "model.num_classes", apply_on="instantiate")
+        for name in DATA_CONTRACT:
+            parser.link_arguments(f"data.{name}", f"model.{name}", apply_on="instantiate")
 
     def parse_arguments(self, parser: LightningArgumentParser, args) -> None:
         """Parse as usual, then turn ``--ckpt_path last|best`` into a file.
@@ -80,7 +95,7 @@ class TrainingCLI(LightningCLI):
         if config.trainer.precision is None:
             config.trainer.precision = default_precision(config.trainer.accelerator)
         use_tensor_cores(config.trainer.accelerator)
-        if not config.trainer.enable_progress_bar:
+        if config.trainer.enable_progress_bar is False:
             # The bar is configured as a callback (for its refresh rate); the switch turns that off too.
             callbacks = config.trainer.callbacks or []
             config.trainer.callbacks = [c for c in callbacks if not c.class_path.endswith("ProgressBar")]
@@ -151,10 +166,13 @@ class DropAdvertisements(logging.Filter):
 
 def quiet_known_noise() -> None:
     """Silence messages that do not apply to this project, so that real warnings stand out."""
-    # The digits live in memory, so DataLoader workers would only add start-up time; and the pytree
+    # In-memory data needs no DataLoader workers (data.num_workers sets them where it helps); the pytree
     # deprecation comes from inside Lightning 2.6 on torch >= 2.9, not from this project.
     warnings.filterwarnings("ignore", ".*does not have many workers.*")
     warnings.filterwarnings("ignore", ".*LeafSpec.*", category=FutureWarning)
+    if "SLURM_JOB_ID" not in os.environ:
+        # Lightning suggests srun whenever it is installed; only inside a SLURM job is that advice.
+        warnings.filterwarnings("ignore", "The `srun` command is available")
     logging.getLogger("pytorch_lightning.utilities.rank_zero").addFilter(DropAdvertisements())
 
 
@@ -168,24 +186,25 @@ def with_default_subcommand(argv: list[str]) -> list[str]:
 def main(args: list[str] | None = None) -> None:
     """Run the command line; without a subcommand, ``fit``."""
     quiet_known_noise()
-{%- if cookiecutter.logger == "mlflow" %}
-    # MLflow 3 refuses a local file store unless asked; a team server (MLFLOW_TRACKING_URI) needs no store.
+    # MLflow 3 refuses a local file store unless asked (no effect with other loggers or a tracking server).
     os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
-{%- endif %}
     if args is None:
         # Rewritten in place rather than passed as ``args``: DDP re-launches this script with sys.argv.
         sys.argv[1:] = with_default_subcommand(sys.argv[1:])
     else:
         args = with_default_subcommand(args)
-    parser_kwargs = {command: {"default_config_files": [DEFAULT_CONFIG]} for command in SUBCOMMANDS}
+    config = default_config()
+    parser_kwargs = {command: {"default_config_files": [config]} for command in SUBCOMMANDS}
     try:
         with reported_as_one_line():
             TrainingCLI(
                 ImageClassifier,
-                {{ cookiecutter.__datamodule }},
+                pl.LightningDataModule,
+                subclass_mode_data=True,
                 args=args,
                 parser_class=ConciseParser,
                 parser_kwargs=parser_kwargs,
+                save_config_callback=SaveRunConfig,
                 save_config_kwargs={"overwrite": True},
                 auto_configure_optimizers=False,
             )

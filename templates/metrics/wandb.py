@@ -9,6 +9,8 @@ from pathlib import Path
 
 # Resuming with --ckpt_path last continues the same W&B run id (a new offline folder, synced as one run).
 RESUME_CONTINUES_RUN = True
+# W&B keeps every value logged: steps an interrupted run logged after its checkpoint appear twice.
+REPLAYED_STEPS_DISCARDED = False
 
 # A .wandb file is a LevelDB-style log: a 7-byte header, then 32 KiB blocks of chunks, each with a 7-byte
 # header (CRC32, length, type) and part of one serialised protobuf Record.

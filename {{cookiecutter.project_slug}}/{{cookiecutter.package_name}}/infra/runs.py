@@ -13,6 +13,9 @@ import glob
 import os
 from pathlib import Path
 
+import pytorch_lightning as pl
+from pytorch_lightning.cli import SaveConfigCallback
+
 # The init argument that names a run to continue, for each logger that can continue one. CSVLogger is
 # missing on purpose: given an existing version it deletes that run's metrics.csv, so a resumed CSV run
 # gets a new version folder instead.
@@ -67,3 +70,30 @@ def continue_run(logger_config, run: Path) -> bool:
         # Online, W&B refuses an existing run id unless told to resume it.
         logger_config.init_args["resume"] = "allow"
     return True
+
+
+def run_folder(trainer: pl.Trainer) -> Path:
+    """The folder of this run, ``<save_dir>/<name>/<version>``: the one that holds ``checkpoints/``.
+
+    Computed as ModelCheckpoint computes its directory, for every logger (``trainer.log_dir`` is the shared
+    ``save_dir`` for some), and broadcast from rank 0, where the logger decides its version.
+    """
+    folder = Path(trainer.default_root_dir)
+    if trainer.is_global_zero and trainer.loggers:
+        logger = trainer.loggers[0]
+        version = logger.version if isinstance(logger.version, str) else f"version_{logger.version}"
+        folder = Path(logger.save_dir or trainer.default_root_dir) / str(logger.name) / version
+    return Path(trainer.strategy.broadcast(str(folder)))
+
+
+class SaveRunConfig(SaveConfigCallback):
+    """Saves the resolved ``config.yaml`` into the run's own folder, next to its ``checkpoints/``."""
+
+    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        if self.already_saved:
+            return
+        folder = run_folder(trainer)
+        if trainer.is_global_zero:
+            folder.mkdir(parents=True, exist_ok=True)
+            self.parser.save(self.config, folder / self.config_filename, skip_none=False, overwrite=True)
+        self.already_saved = True

@@ -1,46 +1,21 @@
-"""The data: scikit-learn's bundled handwritten digits, split and batched for the Trainer.
+"""The example data: scikit-learn's bundled handwritten digits, split and batched for the Trainer.
 
 1,797 grey-scale 8x8 images of the digits 0-9 ship inside scikit-learn, so nothing is downloaded.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytorch_lightning as pl
 import torch
 from torch import Tensor
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader
+
+from .tensors import ImageTensorDataset, loader, split_indices
 
 # Pixel values in scikit-learn's digits run from 0 to 16; the network sees them scaled to [0, 1].
 PIXEL_MAX = 16.0
-
-
-class ImageTensorDataset(Dataset):
-    """Images and labels held in memory as two tensors.
-
-    ``__getitems__`` lets the DataLoader fetch a whole batch with one indexing operation instead of
-    one ``__getitem__`` call per sample followed by a collate step.
-    """
-
-    def __init__(self, images: Tensor, labels: Tensor) -> None:
-        if len(images) != len(labels):
-            raise ValueError(f"{len(images)} images but {len(labels)} labels")
-        self.images = images
-        self.labels = labels
-
-    def __len__(self) -> int:
-        return len(self.labels)
-
-    def __getitem__(self, index: int) -> tuple[Tensor, Tensor]:
-        return self.images[index], self.labels[index]
-
-    def __getitems__(self, indices: list[int]) -> tuple[Tensor, Tensor]:
-        batch = torch.as_tensor(indices)
-        return self.images[batch], self.labels[batch]
-
-
-def keep_batch(batch: tuple[Tensor, Tensor]) -> tuple[Tensor, Tensor]:
-    """Collate function for datasets whose ``__getitems__`` already returns a stacked batch."""
-    return batch
 
 
 def load_digit_tensors() -> tuple[Tensor, Tensor]:
@@ -57,6 +32,9 @@ def load_digit_tensors() -> tuple[Tensor, Tensor]:
 class DigitsDataModule(pl.LightningDataModule):
     """Splits the digits into train/val/test sets, reproducibly from ``split_seed``, and batches them.
 
+    The attributes ``input_shape``, ``class_names`` and ``normalization`` are the contract with the model:
+    the command line hands them to the LightningModule, which stores them in every checkpoint.
+
     Args:
         batch_size: Samples per batch (per device under DDP).
         val_fraction: Share of all samples held out for validation.
@@ -67,11 +45,9 @@ class DigitsDataModule(pl.LightningDataModule):
     """
 
     input_shape = (1, 8, 8)
-    num_classes = 10
     class_names = tuple(str(digit) for digit in range(10))
-    # How raw pixels become the network's input, (pixels / scale - mean) / std, for whoever feeds an
-    # exported model (export.py writes it next to the model file).
-    normalization = {"scale": PIXEL_MAX, "mean": 0.0, "std": 1.0}
+    # How raw pixels become the network's input, (pixels / scale - mean) / std per channel.
+    normalization = {"scale": PIXEL_MAX, "mean": [0.0], "std": [1.0]}
 
     def __init__(
         self,
@@ -87,46 +63,32 @@ class DigitsDataModule(pl.LightningDataModule):
                 f"val_fraction + test_fraction must be between 0 and 1, got {val_fraction} + {test_fraction}"
             )
         self.batch_size = batch_size
-        self.val_fraction = val_fraction
-        self.test_fraction = test_fraction
+        self.fractions = {"test": test_fraction, "val": val_fraction, "train": None}
         self.split_seed = split_seed
         self.num_workers = num_workers
         self.splits: dict[str, ImageTensorDataset] = {}
+
+    @classmethod
+    def stand_in(cls, folder: Path) -> dict[str, object]:
+        """Init arguments for stand-in data in ``folder``: none needed, the digits are bundled and small."""
+        return {}
 
     def setup(self, stage: str | None = None) -> None:
         """Load the digits and split them; every process computes the same split from ``split_seed``."""
         if self.splits:
             return
         images, labels = load_digit_tensors()
-        order = torch.randperm(len(labels), generator=torch.Generator().manual_seed(self.split_seed))
-        num_val = round(len(labels) * self.val_fraction)
-        num_test = round(len(labels) * self.test_fraction)
-        bounds = {
-            "test": order[:num_test],
-            "val": order[num_test : num_test + num_val],
-            "train": order[num_test + num_val :],
-        }
-        self.splits = {name: ImageTensorDataset(images[idx], labels[idx]) for name, idx in bounds.items()}
+        indices = split_indices(len(labels), self.fractions, self.split_seed)
+        self.splits = {name: ImageTensorDataset(images[i], labels[i]) for name, i in indices.items()}
 
     def train_dataloader(self) -> DataLoader:
-        return self._loader("train", shuffle=True)
+        return loader(self.splits["train"], self.batch_size, self.num_workers, shuffle=True)
 
     def val_dataloader(self) -> DataLoader:
-        return self._loader("val")
+        return loader(self.splits["val"], self.batch_size, self.num_workers)
 
     def test_dataloader(self) -> DataLoader:
-        return self._loader("test")
+        return loader(self.splits["test"], self.batch_size, self.num_workers)
 
     def predict_dataloader(self) -> DataLoader:
-        return self._loader("test")
-
-    def _loader(self, split: str, shuffle: bool = False) -> DataLoader:
-        return DataLoader(
-            self.splits[split],
-            batch_size=self.batch_size,
-            shuffle=shuffle,
-            collate_fn=keep_batch,
-            num_workers=self.num_workers,
-            persistent_workers=self.num_workers > 0,
-            pin_memory=torch.cuda.is_available(),
-        )
+        return self.test_dataloader()

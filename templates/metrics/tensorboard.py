@@ -6,6 +6,9 @@ from pathlib import Path
 
 # Resuming with --ckpt_path last keeps writing into the same version_N folder.
 RESUME_CONTINUES_RUN = True
+# Steps an interrupted run logged after its checkpoint are dropped on resume (purge_step), so each step
+# appears once.
+REPLAYED_STEPS_DISCARDED = True
 
 
 def read_scalars(run_dir: Path) -> dict[str, list[tuple[int, float]]]:

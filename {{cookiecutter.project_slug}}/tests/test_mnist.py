@@ -1,16 +1,12 @@
+"""The MNIST example's own files: download, checks, the IDX format (test_data.py has the shared tests)."""
+
 import gzip
 
 import pytest
 import torch
-from fake_mnist import write_fake_mnist, write_idx
 
-from {{ cookiecutter.package_name }}.data.dataset import (
-    SHA256,
-    MissingDataError,
-    MNISTDataModule,
-    fetch_mnist,
-    read_idx,
-)
+from {{ cookiecutter.package_name }}.data.mnist import MNISTDataModule
+from {{ cookiecutter.package_name }}.data.mnist_files import SHA256, MissingDataError, fetch_mnist, read_idx, write_idx
 
 # A port nothing listens on: a download attempt fails at once, without leaving this machine.
 UNREACHABLE = ("http://127.0.0.1:9/",)
@@ -18,7 +14,8 @@ UNREACHABLE = ("http://127.0.0.1:9/",)
 
 @pytest.fixture
 def fake_root(tmp_path):
-    return tmp_path / "MNIST", write_fake_mnist(tmp_path / "MNIST", train_size=200, test_size=50)
+    arguments = MNISTDataModule.stand_in(tmp_path / "MNIST", train_size=200, test_size=50)
+    return tmp_path / "MNIST", arguments["checksums"]
 
 
 def make_datamodule(fake_root, **kwargs) -> MNISTDataModule:

@@ -7,6 +7,8 @@ from pathlib import Path
 
 # CSVLogger deletes an existing metrics.csv when a run folder is reused, so a resumed run gets a new one.
 RESUME_CONTINUES_RUN = False
+# A resumed run starts a new metrics.csv: the killed run's rows stay in the old folder.
+REPLAYED_STEPS_DISCARDED = False
 
 
 def read_scalars(run_dir: Path) -> dict[str, list[tuple[int, float]]]:

@@ -4,15 +4,13 @@ import json
 import subprocess
 import sys
 import textwrap
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from conftest import PROJECT_ROOT, checkpointed_runs, load_checkpoint
+from conftest import PROJECT_ROOT, best_checkpoint, checkpointed_runs, load_checkpoint, make_datamodule
 
-import {{ cookiecutter.package_name }}.export as export
-from {{ cookiecutter.package_name }}.data.dataset import PIXEL_MAX, DigitsDataModule, load_digit_tensors
+import {{ cookiecutter.package_name }}.infra.exporting as export
 
 
 def run_export(*args: str) -> subprocess.CompletedProcess:
@@ -28,13 +26,13 @@ CONSUMER = textwrap.dedent(
     """
     import json, sys
     import numpy as np, onnxruntime, torch
-    from sklearn.datasets import load_digits
 
     folder = sys.argv[1]
     contract = json.load(open(f"{folder}/model.json"))
     norm = contract["input"]["normalization"]
-    pixels = load_digits().images[:13].astype(np.float32)[:, None]  # 13 raw images, batch size not exported
-    images = (pixels / norm["scale"] - norm["mean"]) / norm["std"]
+    pixels = np.load(f"{folder}/pixels.npy")  # raw images, as a camera or a file would give them
+    mean, std = (np.array(norm[key], dtype=np.float32).reshape(-1, 1, 1) for key in ("mean", "std"))
+    images = ((pixels / norm["scale"] - mean) / std).astype(np.float32)
     session = onnxruntime.InferenceSession(f"{folder}/model.onnx", providers=["CPUExecutionProvider"])
     onnx_logits = session.run([contract["output"]["name"]], {contract["input"]["name"]: images})[0]
     script_logits = torch.jit.load(f"{folder}/model.pt")(torch.from_numpy(images)).detach().numpy()
@@ -49,24 +47,28 @@ def test_export_both_formats_and_run_them_in_a_fresh_process(trained_run, tmp_pa
     result = run_export("--ckpt_path=best", f"--save_dir={trained_run}", f"--output_dir={tmp_path}")
     assert "onnx: " in result.stdout and "torchscript: " in result.stdout
     contract = json.loads((tmp_path / "model.json").read_text())
-    last = load_checkpoint(checkpointed_runs(trained_run)[0] / "checkpoints" / "last.ckpt")
-    # The ModelCheckpoint that monitors a metric is the one with a best score.
-    best = next(s["best_model_path"] for s in last["callbacks"].values() if s.get("best_model_score"))
-    assert contract["checkpoint"] == best  # best resolves as train.py resolves it
-    assert contract["input"]["shape"] == ["batch", 1, 8, 8]
-    assert contract["input"]["normalization"]["scale"] == PIXEL_MAX
-    assert contract["class_names"] == list(DigitsDataModule.class_names)
+    best = best_checkpoint(checkpointed_runs(trained_run)[0])
+    assert contract["checkpoint"] == str(best)  # best resolves as train.py resolves it
+    datamodule = make_datamodule()
+    assert contract["input"]["shape"] == ["batch", *datamodule.input_shape]
+    norm = datamodule.normalization
+    assert {key: contract["input"]["normalization"][key] for key in norm} == norm
+    assert contract["class_names"] == list(datamodule.class_names)
     for fmt in ("onnx", "torchscript"):
         assert 0 <= contract["formats"][fmt]["max_abs_error"] <= contract["tolerance"]["atol"] == 1e-5
 
+    # 13 images (a batch size the export never saw) of the project's own pipeline, turned back into raw
+    # pixels: the consumer must get the network's input back from them with model.json's recipe alone.
+    images = torch.cat([batch for batch, _ in datamodule.test_dataloader()])[:13]
+    mean, std = (torch.tensor(norm[key]).reshape(-1, 1, 1) for key in ("mean", "std"))
+    np.save(tmp_path / "pixels.npy", ((images * std + mean) * norm["scale"]).numpy())
     subprocess.run([sys.executable, "-c", CONSUMER, str(tmp_path)], check=True, timeout=120)
-    net, _ = export.load_network(Path(best))
-    images, _ = load_digit_tensors()  # the project's own input pipeline, against model.json's recipe
+    net, _ = export.load_network(best)
     with torch.no_grad():
-        expected = net(images[:13])
+        expected = net(images)
     for fmt in ("onnx", "torchscript"):
         logits = torch.from_numpy(np.load(tmp_path / f"{fmt}.npy"))
-        assert logits.shape == (13, 10)
+        assert logits.shape == (len(images), len(datamodule.class_names))
         error = (logits - expected).abs().max().item()
         assert error <= 1e-5, f"{fmt}: max abs error {error}"
 

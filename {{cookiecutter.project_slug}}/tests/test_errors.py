@@ -10,10 +10,9 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import load_checkpoint, run_train
+from conftest import CONFIG, load_checkpoint, make_datamodule, make_model, run_train
 
-from {{ cookiecutter.package_name }}.checks import check_weights_fit, read_checkpoint
-from {{ cookiecutter.package_name }}.lightning.module import ImageClassifier
+from {{ cookiecutter.package_name }}.infra.checks import check_weights_fit, read_checkpoint
 
 
 def snapshot(log_dir: Path) -> dict[str, str]:
@@ -128,7 +127,8 @@ def test_files_that_are_not_checkpoints_are_named(tmp_path, content, message):
 
 def test_weights_of_another_shape_are_named(last_checkpoint, tmp_path):
     weights = read_checkpoint(last_checkpoint, weights_only=None)["state_dict"]
-    model = ImageClassifier(hidden_dims=(32,))
-    with pytest.raises(SystemExit, match=r"of another shape \(e\.g\. net\.layers\.1\."):
-        check_weights_fit(model, weights, str(last_checkpoint))
-    check_weights_fit(ImageClassifier(hidden_dims=(128, 64)), weights, str(last_checkpoint))
+    datamodule = make_datamodule()
+    wider = [width + 1 for width in CONFIG["model"]["hidden_dims"]]
+    with pytest.raises(SystemExit, match=r"of another shape \(e\.g\. net\."):
+        check_weights_fit(make_model(datamodule, hidden_dims=wider), weights, str(last_checkpoint))
+    check_weights_fit(make_model(datamodule), weights, str(last_checkpoint))

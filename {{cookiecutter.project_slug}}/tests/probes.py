@@ -1,7 +1,7 @@
-"""Fault injection for the resilience tests: kill the training process at chosen moments.
+"""What tests plug into real ``train.py`` runs: faults at chosen moments, and a throughput measurement.
 
 Used from the command line of a real run, e.g.
-``--trainer.callbacks+=faults.KillAt --trainer.callbacks.init_args.hook=validation``, with this folder on
+``--trainer.callbacks+=probes.KillAt --trainer.callbacks.init_args.hook=validation``, with this folder on
 PYTHONPATH. A process that kills itself with SIGKILL at a precise point stands in for the OOM killer, a
 lost node or ``kill -9`` arriving at that point.
 """
@@ -9,14 +9,17 @@ lost node or ``kill -9`` arriving at that point.
 from __future__ import annotations
 
 import io
+import json
 import os
 import signal
+import time
 from typing import Any, BinaryIO
 
 import pytorch_lightning as pl
+import torch
 from pytorch_lightning.callbacks import Callback
 
-from {{ cookiecutter.package_name }}.checkpointing import AtomicCheckpointIO
+from {{ cookiecutter.package_name }}.infra.checkpointing import AtomicCheckpointIO
 
 SIGNALS = {"SIGKILL": signal.SIGKILL, "SIGTERM": signal.SIGTERM}
 
@@ -70,3 +73,29 @@ class KillDuringWrite(AtomicCheckpointIO):
                 os.fsync(file.fileno())
                 os.kill(os.getpid(), signal.SIGKILL)
         super().write(checkpoint, file)
+
+
+class Throughput(Callback):
+    """Writes the training samples per second, after ``warmup`` batches (CUDA start-up), to ``path``."""
+
+    def __init__(self, path: str, warmup: int = 5) -> None:
+        self.path, self.warmup, self.samples, self.start = path, warmup, 0, 0.0
+
+    def on_train_batch_start(self, trainer: pl.Trainer, module: Any, batch: Any, batch_idx: int) -> None:
+        if trainer.global_step == self.warmup:
+            synchronize()
+            self.start, self.samples = time.perf_counter(), 0
+        elif trainer.global_step > self.warmup:
+            self.samples += len(batch[1])
+
+    def on_train_end(self, trainer: pl.Trainer, module: Any) -> None:
+        synchronize()
+        speed = self.samples / (time.perf_counter() - self.start)
+        with open(self.path, "w", encoding="utf-8") as file:
+            json.dump({"samples_per_second": speed}, file)
+
+
+def synchronize() -> None:
+    """Wait for the GPU's queued work, so that the clock measures it."""
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()

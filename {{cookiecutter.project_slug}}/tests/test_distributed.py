@@ -6,6 +6,7 @@ the whole validation set rather than one process's share.
 
 from __future__ import annotations
 
+import math
 import os
 import socket
 import subprocess
@@ -13,14 +14,22 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import PROJECT_ROOT, load_checkpoint, run_train
+from conftest import (
+    PROJECT_ROOT,
+    batch_size_for,
+    checkpointed_runs,
+    load_checkpoint,
+    make_datamodule,
+    run_folders,
+    run_train,
+)
 from metrics import read_scalars
 
-from {{ cookiecutter.package_name }}.checkpointing import RESUME_HINT
+from {{ cookiecutter.package_name }}.infra.checkpointing import RESUME_HINT
 
 pytestmark = pytest.mark.slow
 
-# One epoch over the full training set (1,257 digits): 20 steps of 64 in one process, 10 per process in two.
+# One epoch over the whole training set: each of two processes takes every other sample.
 ONE_EPOCH = (
     "--trainer.max_epochs=1",
     "--trainer.log_every_n_steps=1",
@@ -60,12 +69,15 @@ def finish(process: subprocess.Popen) -> str:
 
 
 def check_one_run_trained_by_two_processes(log_dir: Path) -> Path:
-    """One version folder, one best and one last checkpoint, each rank having done half the steps."""
-    (run_dir,) = (log_dir / "digits").iterdir()
+    """One run folder, one best and one last checkpoint, each rank having done half the steps."""
+    (run_dir,) = checkpointed_runs(log_dir)
+    assert run_folders(log_dir) == [run_dir]
     checkpoints = sorted(path.name for path in (run_dir / "checkpoints").iterdir())
     assert checkpoints == ["best-epoch=000.ckpt", "last.ckpt"]
-    assert len(list(run_dir.glob("events.out.tfevents.*"))) == 1
-    assert load_checkpoint(run_dir / "checkpoints" / "last.ckpt")["global_step"] == 10
+    datamodule = make_datamodule()
+    # The distributed sampler gives each process half the samples (padded to equal shares).
+    steps = math.ceil(math.ceil(len(datamodule.splits["train"]) / 2) / datamodule.batch_size)
+    assert load_checkpoint(run_dir / "checkpoints" / "last.ckpt")["global_step"] == steps
     return run_dir
 
 
@@ -80,7 +92,7 @@ def test_ddp_on_cpu_reduces_validation_metrics_across_ranks(tmp_path):
     run_train(
         "validate", f"--ckpt_path={checkpoint}", "--trainer.accelerator=cpu", log_dir=tmp_path / "single"
     )
-    (single_run,) = (tmp_path / "single" / "digits").iterdir()
+    (single_run,) = run_folders(tmp_path / "single")
     single = read_scalars(single_run)
     # Accuracy counts are summed over ranks, so it is exact; the loss is a mean of per-rank means.
     assert logged["val/acc"][0][1] == pytest.approx(single["val/acc"][0][1], abs=1e-6)
@@ -117,7 +129,8 @@ def test_sigterm_to_rank_zero_stops_every_rank_with_a_checkpoint(tmp_path):
         "--config=configs/profiles/cpu_ddp.yaml",
         "--trainer.max_epochs=3",
         "--trainer.limit_train_batches=5",
-        "--trainer.callbacks+=faults.KillAt",
+        f"--data.init_args.batch_size={batch_size_for(5, processes=2)}",
+        "--trainer.callbacks+=probes.KillAt",
         "--trainer.callbacks.init_args.epoch=1",
         "--trainer.callbacks.init_args.signal=SIGTERM",
         log_dir=tmp_path,
@@ -126,5 +139,6 @@ def test_sigterm_to_rank_zero_stops_every_rank_with_a_checkpoint(tmp_path):
     )
     assert result.returncode == 143, result.stderr
     assert result.stderr.count(RESUME_HINT) == 1
-    saved = load_checkpoint(tmp_path / "digits" / "version_0" / "checkpoints" / "last.ckpt")
+    (run_dir,) = checkpointed_runs(tmp_path)
+    saved = load_checkpoint(run_dir / "checkpoints" / "last.ckpt")
     assert (saved["epoch"], saved["global_step"]) == (1, 9)

@@ -1,0 +1,60 @@
+"""The configured DataModule keeps its contract with the model: whatever the data, these hold."""
+
+import pytest
+import torch
+from conftest import make_datamodule
+
+
+@pytest.fixture(scope="module")
+def datamodule():
+    return make_datamodule()
+
+
+def test_contract_is_declared_before_setup():
+    datamodule = make_datamodule()
+    channels, height, width = datamodule.input_shape
+    assert channels >= 1 and height >= 1 and width >= 1
+    assert len(datamodule.class_names) >= 2
+    assert len(set(datamodule.class_names)) == len(datamodule.class_names), "class names must be distinct"
+    assert all(isinstance(name, str) and name for name in datamodule.class_names)
+    norm = datamodule.normalization
+    assert norm["scale"] > 0 and len(norm["mean"]) == len(norm["std"]) == channels
+
+
+def test_every_split_has_samples_of_the_declared_shape(datamodule):
+    assert {"train", "val", "test"} <= set(datamodule.splits)
+    loaders = {
+        "train": datamodule.train_dataloader(),
+        "val": datamodule.val_dataloader(),
+        "test": datamodule.test_dataloader(),
+        "predict": datamodule.predict_dataloader(),
+    }
+    for name, loader in loaders.items():
+        images, labels = next(iter(loader))
+        assert images.shape[1:] == tuple(datamodule.input_shape), name
+        assert images.dtype == torch.float32 and torch.isfinite(images).all(), name
+        assert labels.dtype == torch.long and labels.shape == (len(images),), name
+        assert labels.min() >= 0 and labels.max() < len(datamodule.class_names), name
+
+
+def test_split_depends_only_on_split_seed():
+    first, again = make_datamodule(split_seed=1), make_datamodule(split_seed=1)
+    other = make_datamodule(split_seed=2)
+    images = [next(iter(datamodule.val_dataloader()))[0] for datamodule in (first, again, other)]
+    assert torch.equal(images[0], images[1])
+    assert not torch.equal(images[0], images[2])
+
+
+def test_evaluation_loaders_keep_their_order(datamodule):
+    first = torch.cat([labels for _, labels in datamodule.val_dataloader()])
+    second = torch.cat([labels for _, labels in datamodule.val_dataloader()])
+    assert torch.equal(first, second)
+    assert len(first) == len(datamodule.splits["val"])
+
+
+def test_training_batches_are_shuffled(datamodule):
+    torch.manual_seed(0)
+    first = torch.cat([labels for _, labels in datamodule.train_dataloader()])
+    second = torch.cat([labels for _, labels in datamodule.train_dataloader()])
+    assert len(first) == len(datamodule.splits["train"])
+    assert not torch.equal(first, second)

@@ -1,0 +1,45 @@
+"""Progress output: Lightning's bars on a terminal, one line per epoch everywhere else."""
+
+from __future__ import annotations
+
+import sys
+
+import pytorch_lightning as pl
+from pytorch_lightning.callbacks import TQDMProgressBar
+from pytorch_lightning.utilities.rank_zero import rank_zero_info
+
+
+class ProgressBar(TQDMProgressBar):
+    """Progress bars redrawn every ``refresh_rate`` batches on a terminal; a line per epoch in a log file.
+
+    A bar written to a file (a SLURM log, CI, ``| tee``) is not redrawn but appended, every refresh, so a
+    short run fills its log with hundreds of kilobytes of carriage returns. Without a terminal the bars
+    are off and each epoch ends with one line: its number and the metrics the bar would show.
+
+    Args:
+        refresh_rate: Batches between redraws of the bars; 0 turns all progress output off.
+        leave: Keep the finished bar of each epoch on screen.
+    """
+
+    def __init__(self, refresh_rate: int = 10, leave: bool = False) -> None:
+        super().__init__(refresh_rate=refresh_rate, leave=leave)
+        self.interactive = sys.stdout.isatty()
+
+    @property
+    def is_disabled(self) -> bool:
+        return super().is_disabled or not self.interactive
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        super().on_train_epoch_end(trainer, pl_module)
+        if self.is_enabled and not self.interactive:
+            metrics = self.get_metrics(trainer, pl_module)
+            metrics.pop("v_num", None)
+            values = ", ".join(f"{name} {format_value(value)}" for name, value in metrics.items())
+            rank_zero_info(
+                f"epoch {trainer.current_epoch}: {values}" if values else f"epoch {trainer.current_epoch}"
+            )
+
+
+def format_value(value: object) -> str:
+    """Numbers with four significant digits, anything else as it is."""
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
