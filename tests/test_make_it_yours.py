@@ -11,7 +11,6 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
-import textwrap
 from pathlib import Path
 
 import pytest
@@ -134,77 +133,59 @@ def project(rendered, tmp_path) -> Path:
     return project
 
 
-def test_three_first_week_changes_keep_the_whole_suite_green(project, tmp_path):
-    config = project / "configs" / "config.yaml"
+def wider_network(project: Path, tmp_path: Path) -> set[str]:
+    """(a) A wider and deeper network: one line of config."""
+    edit(project / "configs" / "config.yaml", "hidden_dims: [128, 64]", "hidden_dims: [256, 128, 64]")
+    return {"configs/config.yaml"}
 
-    # (a) A wider and deeper network: one line of config.
-    edit(config, "hidden_dims: [128, 64]", "hidden_dims: [256, 128, 64]")
-    assert changed_files(project) == {"configs/config.yaml"}
-    passes_lint_and_whole_suite(project)
 
-    # (b) The team's own data: a DataModule in data/, the data section of the config, one dependency line.
+def own_data(project: Path, tmp_path: Path) -> set[str]:
+    """(b) The team's own data: a DataModule in data/, the data section of the config, one dependency line."""
     images = tmp_path / "our-images"
     write_pngs(images)
     (project / PACKAGE / "data" / "pngs.py").write_text(PNG_DATAMODULE, encoding="utf-8")
+    config = project / "configs" / "config.yaml"
     text = config.read_text(encoding="utf-8")
     data_section = re.search(r"^data:\n(?:  .*\n)+", text, re.MULTILINE).group(0)
-    config.write_text(
-        text.replace(
-            data_section,
-            textwrap.dedent(
-                f"""\
-                data:
-                  class_path: {PACKAGE}.data.pngs.PngDataModule
-                  init_args:
-                    root: {images}
-                    batch_size: 16
-                """
-            ),
-        ),
-        encoding="utf-8",
-    )
-    edit(
-        project / "pyproject.toml",
-        '    "torchmetrics>=1.4",\n',
-        '    "torchmetrics>=1.4",\n    "pillow>=10",\n',
-    )
-    assert changed_files(project) == {f"{PACKAGE}/data/pngs.py", "configs/config.yaml", "pyproject.toml"}
+    ours = f"data:\n  class_path: {PACKAGE}.data.pngs.PngDataModule\n  init_args:\n    root: {images}\n"
+    config.write_text(text.replace(data_section, ours + "    batch_size: 16\n"), encoding="utf-8")
+    dependency = '    "torchmetrics>=1.4",\n'
+    edit(project / "pyproject.toml", dependency, dependency + '    "pillow>=10",\n')
+    return {f"{PACKAGE}/data/pngs.py", "configs/config.yaml", "pyproject.toml"}
+
+
+def label_smoothing(project: Path, tmp_path: Path) -> set[str]:
+    """(c) A new hyperparameter and label smoothing in the LightningModule."""
+    module = project / PACKAGE / "lightning" / "module.py"
+    argument = "        weight_decay: float = 1e-4,\n"
+    edit(module, argument, argument + "        label_smoothing: float = 0.1,\n")
+    documented = "        weight_decay: AdamW weight decay.\n"
+    meaning = "Share of each target's probability spread over the other classes."
+    edit(module, documented, documented + f"        label_smoothing: {meaning}\n")
+    loss = "return F.cross_entropy(logits, labels"
+    edit(module, loss + ")", loss + ", label_smoothing=self.hparams.label_smoothing)")
+    return {f"{PACKAGE}/lightning/module.py"}
+
+
+CHANGES = [wider_network, own_data, label_smoothing]
+
+
+# One test per change, each applying the changes before it too, so that the three whole-suite runs can go
+# to different workers.
+@pytest.mark.parametrize("step", range(len(CHANGES)), ids=[change.__name__ for change in CHANGES])
+def test_a_first_week_change_keeps_the_whole_suite_green(project, tmp_path, step):
+    for change in CHANGES[: step + 1]:
+        touched = change(project, tmp_path)
+        assert changed_files(project) == touched, change.__name__
     output = passes_lint_and_whole_suite(project)
     skipped = re.search(r"(\d+) skipped", output)
     assert not skipped or int(skipped.group(1)) == (0 if torch.cuda.is_available() else 1), output
-    # The suite really trained on the new data: a run's predictions are named by the new classes.
-    probe = run(
-        python(
-            "train.py",
-            "fit",
-            "--trainer.max_epochs=2",
-            "--trainer.enable_progress_bar=false",
-            f"--trainer.logger.init_args.save_dir={tmp_path / 'logs'}",
-        ),
-        cwd=project,
-    )
-    assert "Trainer.fit" in probe.stdout + probe.stderr
-    (last,) = (tmp_path / "logs").rglob("last.ckpt")
-    hparams = torch.load(last, weights_only=True)["hyper_parameters"]
-    assert tuple(hparams["class_names"]) == CLASSES and tuple(hparams["input_shape"]) == (3, HEIGHT, WIDTH)
-
-    # (c) A new hyperparameter and label smoothing in the LightningModule.
-    module = project / PACKAGE / "lightning" / "module.py"
-    edit(
-        module,
-        "        weight_decay: float = 1e-4,\n",
-        "        weight_decay: float = 1e-4,\n        label_smoothing: float = 0.1,\n",
-    )
-    edit(
-        module,
-        "        weight_decay: AdamW weight decay.\n",
-        "        weight_decay: AdamW weight decay.\n"
-        "        label_smoothing: Share of each target's probability spread over the other classes.\n",
-    )
-    edit(
-        module,
-        "return F.cross_entropy(logits, labels)",
-        "return F.cross_entropy(logits, labels, label_smoothing=self.hparams.label_smoothing)",
-    )
-    assert changed_files(project) == {f"{PACKAGE}/lightning/module.py"}
-    passes_lint_and_whole_suite(project)
+    if CHANGES[step] is own_data:
+        # A run on the team's data records its class names and shape in the checkpoint.
+        logs = tmp_path / "logs"
+        options = ["--trainer.max_epochs=1", "--trainer.enable_progress_bar=false"]
+        run(python("train.py", "fit", *options, f"--trainer.logger.init_args.save_dir={logs}"), cwd=project)
+        (last,) = logs.rglob("last.ckpt")
+        hparams = torch.load(last, weights_only=True)["hyper_parameters"]
+        assert tuple(hparams["class_names"]) == CLASSES
+        assert tuple(hparams["input_shape"]) == (3, HEIGHT, WIDTH)

@@ -2,21 +2,27 @@
 
 Nothing here knows which data or network the project has: sizes, class names and shapes come from the
 DataModule named in ``configs/config.yaml``, on the small stand-in data its ``stand_in`` hook writes.
+``train.py`` runs in this process (``cli``) wherever a separate one proves nothing: each new process pays
+the import of torch and Lightning again, several seconds. Signals, kills and several processes need one
+(``run_train``).
 """
 
 from __future__ import annotations
 
 import importlib
 import json
+import logging
 import os
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 import torch
 import yaml
 
+from {{ cookiecutter.package_name }}.infra.cli import main
 from {{ cookiecutter.package_name }}.lightning.module import ImageClassifier
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -74,23 +80,79 @@ def batch_size_for(train_batches: int, val_batches: int = 1, processes: int = 1)
     )
 
 
-def run_train(
-    *args: str, log_dir: Path, check: bool = True, env: dict[str, str] | None = None
-) -> subprocess.CompletedProcess:
-    """Run ``python train.py <args>`` the way a user does, with logs and checkpoints under ``log_dir``.
+def command_line(args: tuple[str, ...], log_dir: Path) -> list[str]:
+    """``args`` with what every test run adds: stand-in data, logs under ``log_dir``, no progress output.
 
-    With ``check`` (the default) the run must succeed; without, the caller inspects the failure. ``env``
-    adds environment variables.
+    The additions come right after the subcommand, so that the test's own options override them.
     """
-    command = [
-        sys.executable,
-        str(PROJECT_ROOT / "train.py"),
-        *args,
+    subcommand, *rest = args
+    return [
+        subcommand,
         *TEST_ARGS,
         f"--trainer.logger.init_args.save_dir={log_dir}",
         "--trainer.enable_progress_bar=false",
         "--trainer.enable_model_summary=false",
+        *rest,
     ]
+
+
+def run_in_process(args: list[str]) -> int:
+    """Run ``train.py <args>`` in this process; the exit status it would have had."""
+    argv, sys.argv = sys.argv, [str(PROJECT_ROOT / "train.py")]  # pytest's own arguments are not for it
+    try:
+        main(args)
+    except SystemExit as exit:
+        if isinstance(exit.code, str):  # what the interpreter prints for sys.exit("message")
+            print(exit.code, file=sys.stderr)
+            return 1
+        return exit.code or 0
+    finally:
+        sys.argv = argv
+        # A W&B run stays open in the process that started it; the next run must get its own.
+        if "wandb" in sys.modules and sys.modules["wandb"].run is not None:
+            sys.modules["wandb"].finish()
+    return 0
+
+
+@dataclass
+class Result:
+    """What a ``train.py`` run in this process returned and printed."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+@pytest.fixture
+def cli(capfd: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch):
+    """``cli(*args, log_dir=..., check=True, cwd=PROJECT_ROOT)``: ``train.py <args>`` in this process."""
+
+    def run(*args: str, log_dir: Path, check: bool = True, cwd: Path = PROJECT_ROOT) -> Result:
+        monkeypatch.chdir(cwd)
+        # Lightning's log handlers keep the stream they found at import; point them at the captured one.
+        for name in ("pytorch_lightning", "lightning_fabric"):
+            for handler in logging.getLogger(name).handlers:
+                if type(handler) is logging.StreamHandler:
+                    monkeypatch.setattr(handler, "stream", sys.stderr)
+        capfd.readouterr()
+        returncode = run_in_process(command_line(args, log_dir))
+        result = Result(returncode, *capfd.readouterr())
+        if check:
+            assert returncode == 0, f"train.py {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}"
+        return result
+
+    return run
+
+
+def run_train(
+    *args: str, log_dir: Path, check: bool = True, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess:
+    """Run ``python train.py <args>`` in a new process, with logs and checkpoints under ``log_dir``.
+
+    With ``check`` (the default) the run must succeed; without, the caller inspects the failure. ``env``
+    adds environment variables.
+    """
+    command = [sys.executable, str(PROJECT_ROOT / "train.py"), *command_line(args, log_dir)]
     environment = {**os.environ, **(env or {})}
     result = subprocess.run(
         command, capture_output=True, text=True, timeout=300, cwd=PROJECT_ROOT, env=environment
@@ -127,5 +189,6 @@ def best_checkpoint(run: Path) -> Path:
 def trained_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A real 4-epoch fit through train.py, shared by the tests that inspect its output."""
     log_dir = tmp_path_factory.mktemp("logs")
-    run_train("fit", "--trainer.max_epochs=4", "--trainer.log_every_n_steps=1", log_dir=log_dir)
+    args = ("fit", "--trainer.max_epochs=4", "--trainer.log_every_n_steps=1")
+    assert run_in_process(command_line(args, log_dir)) == 0
     return log_dir

@@ -18,6 +18,7 @@ from conftest import (
     PROJECT_ROOT,
     batch_size_for,
     checkpointed_runs,
+    command_line,
     load_checkpoint,
     make_datamodule,
     run_folders,
@@ -35,8 +36,6 @@ ONE_EPOCH = (
     "--trainer.log_every_n_steps=1",
     "--trainer.accelerator=cpu",
     "--trainer.strategy=ddp",
-    "--trainer.enable_progress_bar=false",
-    "--trainer.enable_model_summary=false",
 )
 # Two processes on two cores: one thread each, or they fight over the cores.
 SINGLE_THREAD = {"OMP_NUM_THREADS": "1"}
@@ -48,10 +47,10 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def torchrun(launcher: list[str], options: list[str], log_dir: Path) -> subprocess.Popen:
-    """Start ``torchrun <launcher> train.py fit <options>`` with logs under ``log_dir``."""
+def torchrun(launcher: list[str], extra: list[str], log_dir: Path) -> subprocess.Popen:
+    """Start ``torchrun <launcher> train.py fit <extra>`` with logs under ``log_dir``."""
     command = [sys.executable, "-m", "torch.distributed.run", *launcher, str(PROJECT_ROOT / "train.py")]
-    command += ["fit", *ONE_EPOCH, *options, f"--trainer.logger.init_args.save_dir={log_dir}"]
+    command += command_line(("fit", *ONE_EPOCH, *extra), log_dir)
     return subprocess.Popen(
         command,
         cwd=PROJECT_ROOT,
@@ -81,7 +80,7 @@ def check_one_run_trained_by_two_processes(log_dir: Path) -> Path:
     return run_dir
 
 
-def test_ddp_on_cpu_reduces_validation_metrics_across_ranks(tmp_path):
+def test_ddp_on_cpu_reduces_validation_metrics_across_ranks(cli, tmp_path):
     run_train("fit", *ONE_EPOCH, "--trainer.devices=2", log_dir=tmp_path / "ddp", env=SINGLE_THREAD)
     run_dir = check_one_run_trained_by_two_processes(tmp_path / "ddp")
     logged = read_scalars(run_dir)
@@ -89,9 +88,7 @@ def test_ddp_on_cpu_reduces_validation_metrics_across_ranks(tmp_path):
 
     # The same checkpoint validated by a single process over the whole validation set.
     checkpoint = run_dir / "checkpoints" / "last.ckpt"
-    run_train(
-        "validate", f"--ckpt_path={checkpoint}", "--trainer.accelerator=cpu", log_dir=tmp_path / "single"
-    )
+    cli("validate", f"--ckpt_path={checkpoint}", "--trainer.accelerator=cpu", log_dir=tmp_path / "single")
     (single_run,) = run_folders(tmp_path / "single")
     single = read_scalars(single_run)
     # Accuracy counts are summed over ranks, so it is exact; the loss is a mean of per-rank means.

@@ -5,12 +5,11 @@ from __future__ import annotations
 import hashlib
 import re
 import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
 import torch
-from conftest import CONFIG, load_checkpoint, make_datamodule, make_model, run_train
+from conftest import CONFIG, Result, load_checkpoint, make_datamodule, make_model
 
 from {{ cookiecutter.package_name }}.infra.checks import check_weights_fit, read_checkpoint
 
@@ -24,7 +23,7 @@ def snapshot(log_dir: Path) -> dict[str, str]:
     }
 
 
-def assert_refused(result: subprocess.CompletedProcess, message: str) -> None:
+def assert_refused(result: Result, message: str) -> None:
     """Failed, said ``message`` on its last lines, and printed no traceback."""
     assert result.returncode != 0, result.stdout
     assert "Traceback" not in result.stderr, result.stderr
@@ -42,65 +41,65 @@ def last_checkpoint(logs: Path) -> Path:
     return next(logs.glob("**/checkpoints/last.ckpt"))
 
 
-def test_unknown_option_is_named(tmp_path):
-    result = run_train("fit", "--model.hiden_dims=[32]", log_dir=tmp_path, check=False)
+def test_unknown_option_is_named(cli, tmp_path):
+    result = cli("fit", "--model.hiden_dims=[32]", log_dir=tmp_path, check=False)
     assert_refused(result, "error: unrecognized arguments: --model.hiden_dims")
     # One usage line, not every option of the Trainer.
     assert len(result.stderr.splitlines()) <= 4, result.stderr
     assert not any(tmp_path.iterdir())
 
 
-def test_misspelled_or_mistyped_key_in_a_config_file_is_named(tmp_path):
+def test_misspelled_or_mistyped_key_in_a_config_file_is_named(cli, tmp_path):
     config = tmp_path / "typo.yaml"
     config.write_text("model:\n  hiden_dims: [32]\n", encoding="utf-8")
-    result = run_train("fit", f"--config={config}", log_dir=tmp_path / "logs", check=False)
+    result = cli("fit", f"--config={config}", log_dir=tmp_path / "logs", check=False)
     assert_refused(result, "does not accept option 'model.hiden_dims'")
 
     config.write_text("model:\n  lr: fast\n", encoding="utf-8")
-    result = run_train("fit", f"--config={config}", log_dir=tmp_path / "logs", check=False)
+    result = cli("fit", f"--config={config}", log_dir=tmp_path / "logs", check=False)
     assert_refused(result, "fast")
     assert 'Parser key "model.lr"' in result.stderr
     assert not (tmp_path / "logs").exists()
 
 
-def test_missing_config_file_is_named(tmp_path):
-    result = run_train("fit", f"--config={tmp_path / 'missing.yaml'}", log_dir=tmp_path, check=False)
+def test_missing_config_file_is_named(cli, tmp_path):
+    result = cli("fit", f"--config={tmp_path / 'missing.yaml'}", log_dir=tmp_path, check=False)
     assert_refused(result, "File does not exist")
     assert "missing.yaml" in result.stderr
     assert not any(tmp_path.iterdir())
 
 
-def test_missing_checkpoint_is_named_and_nothing_is_written(logs):
+def test_missing_checkpoint_is_named_and_nothing_is_written(cli, logs):
     before = snapshot(logs)
-    result = run_train("test", "--ckpt_path=no/such.ckpt", log_dir=logs, check=False)
+    result = cli("test", "--ckpt_path=no/such.ckpt", log_dir=logs, check=False)
     assert_refused(result, "error: --ckpt_path no/such.ckpt: no such file")
     assert snapshot(logs) == before
 
 
-def test_truncated_checkpoint_is_refused_and_nothing_is_written(logs, last_checkpoint, tmp_path):
+def test_truncated_checkpoint_is_refused_and_nothing_is_written(cli, logs, last_checkpoint, tmp_path):
     truncated = tmp_path / "truncated.ckpt"
     truncated.write_bytes(last_checkpoint.read_bytes()[:4096])
     before = snapshot(logs)
-    result = run_train("fit", f"--ckpt_path={truncated}", log_dir=logs, check=False)
+    result = cli("fit", f"--ckpt_path={truncated}", log_dir=logs, check=False)
     assert_refused(result, "not a PyTorch checkpoint (truncated, or another kind of file)")
     assert snapshot(logs) == before
 
 
-def test_checkpoint_of_another_model_is_refused_and_nothing_is_written(logs, last_checkpoint, tmp_path):
+def test_checkpoint_of_another_model_is_refused_and_nothing_is_written(cli, logs, last_checkpoint, tmp_path):
     checkpoint = load_checkpoint(last_checkpoint)
     checkpoint["state_dict"] = {f"backbone.{k}": v for k, v in checkpoint["state_dict"].items()}
     other = tmp_path / "other.ckpt"
     torch.save(checkpoint, other)
     before = snapshot(logs)
-    result = run_train("fit", f"--ckpt_path={other}", log_dir=logs, check=False)
+    result = cli("fit", f"--ckpt_path={other}", log_dir=logs, check=False)
     assert_refused(result, "its weights do not fit ImageClassifier")
     assert re.search(r"\d+ missing \(e\.g\. net\.", result.stderr)
     assert re.search(r"\d+ unexpected \(e\.g\. backbone\.", result.stderr)
     assert snapshot(logs) == before
 
 
-def test_diverging_loss_stops_training_and_names_the_step(tmp_path):
-    result = run_train("fit", "--model.lr=1e30", "--trainer.max_epochs=2", log_dir=tmp_path, check=False)
+def test_diverging_loss_stops_training_and_names_the_step(cli, tmp_path):
+    result = cli("fit", "--model.lr=1e30", "--trainer.max_epochs=2", log_dir=tmp_path, check=False)
     assert_refused(result, "error: train/loss is")
     assert re.search(r"train/loss is -?(nan|inf) at step \d+ \(epoch 0\)", result.stderr), result.stderr
     # Stopped inside the first epoch: no checkpoint of diverged weights was written.

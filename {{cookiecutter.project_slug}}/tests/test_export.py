@@ -12,15 +12,6 @@ from conftest import PROJECT_ROOT, best_checkpoint, checkpointed_runs, load_chec
 
 import {{ cookiecutter.package_name }}.infra.exporting as export
 
-
-def run_export(*args: str) -> subprocess.CompletedProcess:
-    """Run ``python export.py <args>`` the way a user does; it must succeed."""
-    command = [sys.executable, str(PROJECT_ROOT / "export.py"), *args]
-    result = subprocess.run(command, capture_output=True, text=True, timeout=300, cwd=PROJECT_ROOT)
-    assert result.returncode == 0, f"{command} failed:\n{result.stdout}\n{result.stderr}"
-    return result
-
-
 # Run in a fresh interpreter that imports neither this project nor Lightning: a consumer's view of the files.
 CONSUMER = textwrap.dedent(
     """
@@ -43,9 +34,11 @@ CONSUMER = textwrap.dedent(
 
 
 @pytest.mark.slow
-def test_export_both_formats_and_run_them_in_a_fresh_process(trained_run, tmp_path):
-    result = run_export("--ckpt_path=best", f"--save_dir={trained_run}", f"--output_dir={tmp_path}")
-    assert "onnx: " in result.stdout and "torchscript: " in result.stdout
+def test_export_both_formats_and_run_them_in_a_fresh_process(trained_run, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(PROJECT_ROOT)
+    export.main(["--ckpt_path=best", f"--save_dir={trained_run}", f"--output_dir={tmp_path}"])
+    printed = capsys.readouterr().out
+    assert "onnx: " in printed and "torchscript: " in printed
     contract = json.loads((tmp_path / "model.json").read_text())
     best = best_checkpoint(checkpointed_runs(trained_run)[0])
     assert contract["checkpoint"] == str(best)  # best resolves as train.py resolves it

@@ -12,7 +12,15 @@ from typing import Any, BinaryIO
 
 import pytest
 import torch
-from conftest import PROJECT_ROOT, batch_size_for, checkpointed_runs, load_checkpoint, run_train
+from conftest import (
+    PROJECT_ROOT,
+    batch_size_for,
+    checkpointed_runs,
+    command_line,
+    load_checkpoint,
+    run_in_process,
+    run_train,
+)
 from metrics import REPLAYED_STEPS_DISCARDED, RESUME_CONTINUES_RUN, read_scalars
 
 from {{ cookiecutter.package_name }}.infra.checkpointing import RESUME_HINT, AtomicCheckpointIO
@@ -72,7 +80,7 @@ def kill_option(kind: str, **init_args: object) -> list[str]:
 def uninterrupted(tmp_path_factory) -> Path:
     """The run that the interrupted ones must reproduce."""
     log_dir = tmp_path_factory.mktemp("uninterrupted")
-    run_train(*short_run(), log_dir=log_dir)
+    assert run_in_process(command_line(short_run(), log_dir)) == 0
     (run,) = checkpointed_runs(log_dir)
     return run
 
@@ -88,14 +96,14 @@ def uninterrupted(tmp_path_factory) -> Path:
     ],
     ids=["mid-training", "mid-validation", "mid-checkpoint-write"],
 )
-def test_sigkill_then_resume_matches_an_uninterrupted_run(uninterrupted, tmp_path, fault):
+def test_sigkill_then_resume_matches_an_uninterrupted_run(cli, uninterrupted, tmp_path, fault):
     killed = run_train(*short_run(), *fault, log_dir=tmp_path, check=False, env=PROBES_ENV)
     assert killed.returncode == -signal.SIGKILL, killed.stderr
     (killed_run,) = checkpointed_runs(tmp_path)
     # Every kill point lies in epoch 1, so last.ckpt holds the end of epoch 0, whole and loadable.
     assert load_checkpoint(killed_run / "checkpoints" / "last.ckpt")["epoch"] == 0
 
-    run_train(*short_run(), "--ckpt_path=last", log_dir=tmp_path)
+    cli(*short_run(), "--ckpt_path=last", log_dir=tmp_path)  # resuming needs no process of its own
     runs = checkpointed_runs(tmp_path)
     assert len(runs) == (1 if RESUME_CONTINUES_RUN else 2)
     run_dir = killed_run if RESUME_CONTINUES_RUN else (set(runs) - {killed_run}).pop()
@@ -121,7 +129,7 @@ def test_sigkill_then_resume_matches_an_uninterrupted_run(uninterrupted, tmp_pat
 
 
 @pytest.mark.slow
-def test_sigterm_saves_a_resumable_checkpoint_and_fails(tmp_path):
+def test_sigterm_saves_a_resumable_checkpoint_and_fails(cli, tmp_path):
     killed = run_train(
         *short_run(),
         *kill_option("KillAt", epoch=1, batch=2, signal="SIGTERM"),
@@ -137,7 +145,7 @@ def test_sigterm_saves_a_resumable_checkpoint_and_fails(tmp_path):
     # not at the end of epoch 0.
     assert (saved["epoch"], saved["global_step"]) == (1, BATCHES + 4)
 
-    run_train(*short_run(), "--ckpt_path=last", log_dir=tmp_path)
+    cli(*short_run(), "--ckpt_path=last", log_dir=tmp_path)
     run_dir = checkpointed_runs(tmp_path)[-1]
     assert load_checkpoint(run_dir / "checkpoints" / "last.ckpt")["epoch"] == 2
     steps = [step for step, _ in read_scalars(run_dir)["train/loss"]]

@@ -1,11 +1,9 @@
 """Real, short training runs through ``train.py``, the entry point users run."""
 
-import subprocess
-import sys
+import os
 from pathlib import Path
 
-import pytest
-from conftest import CONFIG, PROJECT_ROOT, checkpointed_runs, load_checkpoint, run_train
+from conftest import CONFIG, checkpointed_runs, load_checkpoint
 from metrics import RESUME_CONTINUES_RUN, read_scalars
 
 from {{ cookiecutter.package_name }}.infra import early_stopping
@@ -32,13 +30,12 @@ def test_fit_learns_and_writes_checkpoints_and_logs(trained_run):
     assert "lr-AdamW" in scalars
 
 
-@pytest.mark.slow
-def test_resume_from_last_continues_the_same_run(tmp_path):
-    run_train("fit", "--trainer.max_epochs=2", log_dir=tmp_path)
+def test_resume_from_last_continues_the_same_run(cli, tmp_path):
+    cli("fit", "--trainer.max_epochs=2", log_dir=tmp_path)
     run = only_run(tmp_path)
     assert load_checkpoint(run / "checkpoints" / "last.ckpt")["epoch"] == 1
 
-    result = run_train("fit", "--ckpt_path=last", "--trainer.max_epochs=4", log_dir=tmp_path)
+    result = cli("fit", "--ckpt_path=last", "--trainer.max_epochs=4", log_dir=tmp_path)
     assert "Restored all states" in result.stdout + result.stderr
     if RESUME_CONTINUES_RUN:
         assert only_run(tmp_path) == run
@@ -64,20 +61,33 @@ def test_a_run_that_early_stopping_ended_trains_on_when_resumed(monkeypatch):
     assert stopper.wait_count == 2
 
 
-def test_resume_without_a_checkpoint_says_so(tmp_path):
-    result = run_train("fit", "--ckpt_path=last", log_dir=tmp_path, check=False)
+def test_resume_without_a_checkpoint_says_so(cli, tmp_path):
+    result = cli("fit", "--ckpt_path=last", log_dir=tmp_path, check=False)
     assert result.returncode != 0
     assert "no checkpoint found" in result.stderr
     assert not any(tmp_path.iterdir())
 
 
-def test_default_config_is_found_from_any_directory(tmp_path):
-    result = subprocess.run(
-        [sys.executable, str(PROJECT_ROOT / "train.py"), "fit", "--print_config"],
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,
-    )
-    assert result.returncode == 0, result.stderr
+def test_default_config_is_found_from_any_directory(cli, tmp_path):
+    result = cli("fit", "--print_config", log_dir=tmp_path / "logs", cwd=tmp_path)
     assert f"class_path: {CONFIG['data']['class_path']}" in result.stdout
     assert "monitor: val/loss" in result.stdout
+
+
+def test_output_to_a_file_is_one_line_per_epoch_and_no_srun_hint(cli, monkeypatch, tmp_path):
+    # An `srun` on PATH, as on a cluster's login node, outside a SLURM job: Lightning's hint does not apply.
+    srun = tmp_path / "bin" / "srun"
+    srun.parent.mkdir()
+    srun.write_text("#!/bin/sh\n")
+    srun.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{srun.parent}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.delenv("SLURM_JOB_ID", raising=False)
+    # The progress bar on, and the output captured: not a terminal.
+    result = cli(
+        "fit", "--trainer.max_epochs=3", "--trainer.enable_progress_bar=true", log_dir=tmp_path / "logs"
+    )
+    epoch_lines = [line for line in result.stdout.splitlines() if line.startswith("epoch ")]
+    assert [line.split(":")[0] for line in epoch_lines] == ["epoch 0", "epoch 1", "epoch 2"]
+    assert all("val/loss" in line for line in epoch_lines)
+    assert "\r" not in result.stdout + result.stderr, "no progress bar redraws in a file"
+    assert "srun" not in result.stdout + result.stderr

@@ -72,3 +72,8 @@ def reported_as_one_line() -> Iterator[None]:
         yield
     except (FloatingPointError, MisconfigurationException) as error:
         sys.exit(f"error: {error}")
+    except ValueError as error:
+        # jsonargparse wraps what a class raises while it is instantiated from the config.
+        if isinstance(error.__cause__, MisconfigurationException):
+            sys.exit(f"error: {error.__cause__}")
+        raise

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import torch
 import yaml
-from jsonargparse import dict_to_namespace
+from jsonargparse import Namespace
 from torch import Tensor, nn
 
 from ..lightning.module import ImageClassifier
@@ -55,7 +55,10 @@ def checkpoint_file(ckpt_path: str, save_dir: str | None) -> Path:
             sys.exit(f"error: --ckpt_path {ckpt_path}: no such file (give best, last or a .ckpt file)")
         return path
     config = yaml.safe_load(default_config().read_text(encoding="utf-8"))
-    logger = dict_to_namespace(config["trainer"]["logger"])
+    logger_config = config["trainer"]["logger"]
+    logger = Namespace(
+        class_path=logger_config["class_path"], init_args=Namespace(**logger_config["init_args"])
+    )
     if save_dir is not None:
         logger.init_args.save_dir = save_dir
     return resolve_checkpoint(ckpt_path, logger)

@@ -6,7 +6,6 @@ import sys
 
 import pytorch_lightning as pl
 from pytorch_lightning.callbacks import TQDMProgressBar
-from pytorch_lightning.utilities.rank_zero import rank_zero_info
 
 
 class ProgressBar(TQDMProgressBar):
@@ -31,13 +30,12 @@ class ProgressBar(TQDMProgressBar):
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         super().on_train_epoch_end(trainer, pl_module)
-        if self.is_enabled and not self.interactive:
+        if self.is_enabled and not self.interactive and trainer.is_global_zero:
             metrics = self.get_metrics(trainer, pl_module)
             metrics.pop("v_num", None)
             values = ", ".join(f"{name} {format_value(value)}" for name, value in metrics.items())
-            rank_zero_info(
-                f"epoch {trainer.current_epoch}: {values}" if values else f"epoch {trainer.current_epoch}"
-            )
+            # To standard output, where the bars would have gone.
+            print(f"epoch {trainer.current_epoch}: {values}", flush=True)
 
 
 def format_value(value: object) -> str:

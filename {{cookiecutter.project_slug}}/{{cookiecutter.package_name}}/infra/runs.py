@@ -36,14 +36,14 @@ def experiment_root(logger_config, default_root_dir: str | None) -> Path:
     args = logger_config.init_args
     kind = logger_kind(logger_config)
     if kind == "WandbLogger":
-        return Path(args.save_dir or ".") / (args.project or "lightning_logs")
+        return Path(args.get("save_dir") or ".") / (args.get("project") or "lightning_logs")
     if kind == "MLFlowLogger":
-        tracking_uri = args.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI")
+        tracking_uri = args.get("tracking_uri") or os.environ.get("MLFLOW_TRACKING_URI")
         if tracking_uri and not tracking_uri.startswith("file:"):
             # A tracking server keeps metrics remotely; Lightning puts checkpoints under default_root_dir.
             return Path(default_root_dir or ".")
-        return Path(tracking_uri.removeprefix("file:") if tracking_uri else args.save_dir)
-    return Path(args.save_dir) / args.name
+        return Path(tracking_uri.removeprefix("file:") if tracking_uri else args.get("save_dir"))
+    return Path(args.get("save_dir")) / args.get("name")
 
 
 def last_checkpoints(logger_config, default_root_dir: str | None) -> str:
@@ -95,5 +95,5 @@ class SaveRunConfig(SaveConfigCallback):
         folder = run_folder(trainer)
         if trainer.is_global_zero:
             folder.mkdir(parents=True, exist_ok=True)
-            self.parser.save(self.config, folder / self.config_filename, skip_none=False, overwrite=True)
+            self.parser.save(self.config, folder / self.config_filename, overwrite=True)
         self.already_saved = True
