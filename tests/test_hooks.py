@@ -45,7 +45,7 @@ def test_post_gen_prints_next_steps(cookies, capfd):
     assert result.exit_code == 0
     out = capfd.readouterr().out
     for step in (
-        "cd digits-classifier",
+        f"cd {result.project_path}",  # outside the working directory: the absolute path
         'pip install -e ".[dev]"',
         "python train.py",
         "tensorboard --logdir logs",

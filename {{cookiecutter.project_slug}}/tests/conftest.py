@@ -99,6 +99,8 @@ def command_line(args: tuple[str, ...], log_dir: Path) -> list[str]:
 def run_in_process(args: list[str]) -> int:
     """Run ``train.py <args>`` in this process; the exit status it would have had."""
     argv, sys.argv = sys.argv, [str(PROJECT_ROOT / "train.py")]  # pytest's own arguments are not for it
+    # Loggers set variables for child processes (MLflow its tracking URI): later runs must not inherit them.
+    environment = dict(os.environ)
     try:
         main(args)
     except SystemExit as exit:
@@ -108,6 +110,8 @@ def run_in_process(args: list[str]) -> int:
         return exit.code or 0
     finally:
         sys.argv = argv
+        os.environ.clear()
+        os.environ.update(environment)
         # A W&B run stays open in the process that started it; the next run must get its own.
         if "wandb" in sys.modules and sys.modules["wandb"].run is not None:
             sys.modules["wandb"].finish()

@@ -108,7 +108,7 @@ def test_sigkill_then_resume_matches_an_uninterrupted_run(cli, uninterrupted, tm
     assert len(runs) == (1 if RESUME_CONTINUES_RUN else 2)
     run_dir = killed_run if RESUME_CONTINUES_RUN else (set(runs) - {killed_run}).pop()
     # A write cut short leaves its temporary file; the next write of the same checkpoint removes it.
-    assert not list((killed_run / "checkpoints").glob(".*.tmp"))
+    assert not list((run_dir / "checkpoints").glob(".*.tmp"))
     resumed, reference = (
         load_checkpoint(run / "checkpoints" / "last.ckpt") for run in (run_dir, uninterrupted)
     )
