@@ -32,12 +32,6 @@ def readme_commands(project: Path) -> list[str]:
     ]
 
 
-@pytest.fixture(scope="module")
-def fresh_default(rendered, tmp_path_factory) -> Path:
-    """A private copy of the default project, so training output does not leak into other tests."""
-    return Path(shutil.copytree(rendered("default"), tmp_path_factory.mktemp("trained") / "project"))
-
-
 # The default project's whole suite runs in test_make_it_yours.py (after each change) and the other
 # (logger, example) pairs' in test_options.py; other names skip the long multi-process runs, which do not
 # depend on names, and still prove that every test file renders and runs.
@@ -49,41 +43,48 @@ def test_generated_quick_tests_pass(rendered, tmp_path, name):
     assert "failed" not in result.stdout and "error" not in result.stdout.lower()
 
 
-def test_default_training_reaches_95_percent(fresh_default):
-    result = run(python("train.py", "--trainer.enable_progress_bar=false"), cwd=fresh_default)
-    assert "Warning" not in result.stderr, result.stderr
-    run_dir = fresh_default / "logs" / "digits-classifier" / "version_0"
+def check_the_default_run_learned(project: Path) -> Path:
+    """The run of a plain ``python train.py``: >= 95% validation accuracy, its checkpoints and config."""
+    run_dir = project / "logs" / "digits-classifier" / "version_0"
     val_acc = scalars(run_dir, "val/acc")
     assert val_acc[-1][1] >= 0.95, val_acc
     checkpoints = run_dir / "checkpoints"
     assert (checkpoints / "last.ckpt").is_file()
     assert len(list(checkpoints.glob("best-epoch=*.ckpt"))) == 1
     assert (run_dir / "config.yaml").is_file()
+    return run_dir
 
-    # The README's resume command, after a run that early stopping (or max_epochs) ended: it trains on.
-    last_epoch = torch.load(checkpoints / "last.ckpt", weights_only=True)["epoch"]
-    command = next(c for c in readme_commands(fresh_default) if "--ckpt_path last" in c)
+
+def check_resume_trains_on(project: Path, run_dir: Path, command: str) -> None:
+    """The README's resume command, right after the default run that early stopping (or max_epochs) ended."""
+    last = run_dir / "checkpoints" / "last.ckpt"
+    last_epoch = torch.load(last, weights_only=True)["epoch"]
+    val_steps = len(scalars(run_dir, "val/acc"))
     max_epochs = int(re.search(r"--trainer.max_epochs (\d+)", command).group(1))
     assert max_epochs > last_epoch + 3, "the README's example must extend the default run"
-    resumed_output = run(
-        python(*shlex.split(command)[1:], "--trainer.enable_progress_bar=false"), cwd=fresh_default
-    )
-    assert sorted(p.name for p in (fresh_default / "logs" / "digits-classifier").iterdir()) == ["version_0"]
-    resumed = torch.load(checkpoints / "last.ckpt", weights_only=True)
+    result = run(python(*shlex.split(command)[1:], "--trainer.enable_progress_bar=false"), cwd=project)
+    assert sorted(p.name for p in run_dir.parent.iterdir()) == ["version_0"]
+    resumed = torch.load(last, weights_only=True)["epoch"]
     # Patience counts again from the resumed epoch: at least that many more epochs, unless max_epochs ends it.
     patience = 5
-    assert resumed["epoch"] - last_epoch >= min(patience, max_epochs - 1 - last_epoch), resumed_output.stderr
+    assert resumed - last_epoch >= min(patience, max_epochs - 1 - last_epoch), result.stderr
     steps = [step for step, _ in scalars(run_dir, "val/acc")]
-    assert len(steps) == len(set(steps)) == len(val_acc) + (resumed["epoch"] - last_epoch)
+    assert len(steps) == len(set(steps)) == val_steps + (resumed - last_epoch)
 
 
-def test_every_readme_command_runs(rendered, tmp_path):
+def test_every_readme_command_runs_and_the_default_run_learns(rendered, tmp_path):
     project = Path(shutil.copytree(rendered("default"), tmp_path / "project"))
     commands = readme_commands(project)
-    assert any("--ckpt_path last" in command for command in commands)
+    resume = next(command for command in commands if "--ckpt_path last" in command)
+    assert commands[0] == "python train.py"
     assert any(command.startswith("python train.py test") for command in commands)
     for command in commands:
-        args = shlex.split(command)[1:] + ["--trainer.enable_progress_bar=false"]
-        if "--print_config" in args:
-            args.remove("--trainer.enable_progress_bar=false")
-        run(python(*args), cwd=project)
+        if command == resume:
+            continue  # run right after the default run, below
+        args = shlex.split(command)[1:]
+        if "--print_config" not in args:
+            args.append("--trainer.enable_progress_bar=false")
+        result = run(python(*args), cwd=project)
+        if command == commands[0]:
+            assert "Warning" not in result.stderr, result.stderr
+            check_resume_trains_on(project, check_the_default_run_learned(project), resume)

@@ -39,7 +39,7 @@ def test_pip_install_and_console_script(rendered, tmp_path):
         [str(script), "fit", "--trainer.max_epochs=1", f"--trainer.logger.init_args.save_dir={logs}"],
         cwd=tmp_path,
     )
-    assert (logs / "digits" / "version_0" / "checkpoints" / "last.ckpt").is_file()
+    assert (logs / "digits-classifier" / "version_0" / "checkpoints" / "last.ckpt").is_file()
 
 
 def test_a_regular_install_uses_the_project_config_or_says_where_it_is_missing(rendered, tmp_path):

@@ -295,6 +295,7 @@ def stand_in_args(root: Path, folder: Path) -> list[str]:
 
 SHORT_FIT = [
     "--trainer.max_epochs=2",
+    "--data.init_args.batch_size=8",  # at least 4 batches of every example's stand-in data
     "--trainer.limit_train_batches=4",
     "--trainer.limit_val_batches=2",
     "--trainer.log_every_n_steps=1",

@@ -92,6 +92,8 @@ def command_line(args: tuple[str, ...], log_dir: Path) -> list[str]:
         f"--trainer.logger.init_args.save_dir={log_dir}",
         "--trainer.enable_progress_bar=false",
         "--trainer.enable_model_summary=false",
+        # Stand-in data has few batches an epoch: log each step, so every run draws curves.
+        "--trainer.log_every_n_steps=1",
         *rest,
     ]
 
@@ -101,13 +103,11 @@ def run_in_process(args: list[str]) -> int:
     argv, sys.argv = sys.argv, [str(PROJECT_ROOT / "train.py")]  # pytest's own arguments are not for it
     # Loggers set variables for child processes (MLflow its tracking URI): later runs must not inherit them.
     environment = dict(os.environ)
+    status: int | str | None = 0
     try:
         main(args)
     except SystemExit as exit:
-        if isinstance(exit.code, str):  # what the interpreter prints for sys.exit("message")
-            print(exit.code, file=sys.stderr)
-            return 1
-        return exit.code or 0
+        status = exit.code
     finally:
         sys.argv = argv
         os.environ.clear()
@@ -115,7 +115,10 @@ def run_in_process(args: list[str]) -> int:
         # A W&B run stays open in the process that started it; the next run must get its own.
         if "wandb" in sys.modules and sys.modules["wandb"].run is not None:
             sys.modules["wandb"].finish()
-    return 0
+    if isinstance(status, str):  # what the interpreter prints for sys.exit("message"), and its status
+        print(status, file=sys.stderr)
+        return 1
+    return status or 0
 
 
 @dataclass
@@ -193,6 +196,6 @@ def best_checkpoint(run: Path) -> Path:
 def trained_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A real 4-epoch fit through train.py, shared by the tests that inspect its output."""
     log_dir = tmp_path_factory.mktemp("logs")
-    args = ("fit", "--trainer.max_epochs=4", "--trainer.log_every_n_steps=1")
+    args = ("fit", "--trainer.max_epochs=4")
     assert run_in_process(command_line(args, log_dir)) == 0
     return log_dir

@@ -33,7 +33,6 @@ pytestmark = pytest.mark.slow
 # One epoch over the whole training set: each of two processes takes every other sample.
 ONE_EPOCH = (
     "--trainer.max_epochs=1",
-    "--trainer.log_every_n_steps=1",
     "--trainer.accelerator=cpu",
     "--trainer.strategy=ddp",
 )

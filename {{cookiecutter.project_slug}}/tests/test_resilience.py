@@ -37,7 +37,6 @@ def short_run() -> tuple[str, ...]:
         "fit",
         "--trainer.max_epochs=3",
         f"--trainer.limit_train_batches={BATCHES}",
-        "--trainer.log_every_n_steps=1",
         "--trainer.deterministic=true",
         f"--data.init_args.batch_size={batch_size_for(BATCHES, val_batches=3)}",
     )

@@ -18,11 +18,13 @@ def only_run(log_dir: Path) -> Path:
 def test_fit_learns_and_writes_checkpoints_and_logs(trained_run):
     run = only_run(trained_run)
     scalars = read_scalars(run)
-    train_loss = [value for _, value in scalars["train/loss"]]
-    val_acc = [value for _, value in scalars["val/acc"]]
+    train_loss, val_loss, val_acc = (
+        [value for _, value in scalars[tag]] for tag in ("train/loss", "val/loss", "val/acc")
+    )
     assert len(val_acc) == 4
     assert train_loss[-1] < train_loss[0] / 2
-    assert val_acc[-1] > val_acc[0]
+    # The loss, not the accuracy: on easy data the accuracy can be perfect from the first epoch on.
+    assert val_loss[-1] < val_loss[0]
     assert val_acc[-1] >= 0.85
     assert (run / "checkpoints" / "last.ckpt").is_file()
     assert len(list((run / "checkpoints").glob("best-epoch=*.ckpt"))) == 1

@@ -2,6 +2,6 @@
 
 The command line (``cli.py``), crash-safe checkpoints and preemption (``checkpointing.py``), one-line errors
 (``checks.py``), finding runs again (``runs.py``), predictions to CSV (``predictions.py``), export
-(``exporting.py``) and quiet progress output (``progress.py``). Your code lives in ``data/``, ``models/`` and
-``lightning/module.py``.
+(``exporting.py``), what a run prints (``output.py``) and early stopping that resumes (``early_stopping.py``).
+Your code lives in ``data/``, ``models/`` and ``lightning/module.py``.
 """

@@ -7,7 +7,6 @@ with ``--config``, then the ``--section.key value`` options: later ones win. The
 
 from __future__ import annotations
 
-import logging
 import os
 import sys
 import warnings
@@ -21,6 +20,7 @@ from pytorch_lightning.utilities.exceptions import SIGTERMException
 from ..lightning.module import ImageClassifier
 from .checkpointing import exit_after_sigterm
 from .checks import ConciseParser, check_weights_fit, read_checkpoint, reported_as_one_line
+from .output import quiet_known_noise
 from .runs import SaveRunConfig, checkpointed_runs, continue_run, last_checkpoints
 
 SUBCOMMANDS = ("fit", "validate", "test", "predict")
@@ -155,25 +155,6 @@ def discard_logs_after(global_step: int, logger_config) -> None:
     """
     if logger_config.class_path.endswith("TensorBoardLogger"):
         logger_config.init_args.purge_step = global_step
-
-
-class DropAdvertisements(logging.Filter):
-    """Drops Lightning's "Tip: try installing ..." messages, which are advertisements, not advice."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return "Tip:" not in record.getMessage()
-
-
-def quiet_known_noise() -> None:
-    """Silence messages that do not apply to this project, so that real warnings stand out."""
-    # In-memory data needs no DataLoader workers (data.num_workers sets them where it helps); the pytree
-    # deprecation comes from inside Lightning 2.6 on torch >= 2.9, not from this project.
-    warnings.filterwarnings("ignore", ".*does not have many workers.*")
-    warnings.filterwarnings("ignore", ".*LeafSpec.*", category=FutureWarning)
-    if "SLURM_JOB_ID" not in os.environ:
-        # Lightning suggests srun whenever it is installed; only inside a SLURM job is that advice.
-        warnings.filterwarnings("ignore", "The `srun` command is available")
-    logging.getLogger("pytorch_lightning.utilities.rank_zero").addFilter(DropAdvertisements())
 
 
 def with_default_subcommand(argv: list[str]) -> list[str]:

@@ -28,7 +28,8 @@ from torch import Tensor, nn
 
 from ..lightning.module import ImageClassifier
 from .checks import check_weights_fit, read_checkpoint
-from .cli import default_config, quiet_known_noise, resolve_checkpoint
+from .cli import default_config, resolve_checkpoint
+from .output import quiet_known_noise
 
 FILES = {"onnx": "model.onnx", "torchscript": "model.pt"}
 EXPORT_BATCH = 4  # example batch traced while exporting (not 1, which torch.export would specialise on)

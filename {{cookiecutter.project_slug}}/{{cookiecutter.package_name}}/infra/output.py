@@ -1,8 +1,11 @@
-"""Progress output: Lightning's bars on a terminal, one line per epoch everywhere else."""
+"""What a run prints: bars on a terminal, a line per epoch elsewhere, and no noise that does not apply."""
 
 from __future__ import annotations
 
+import logging
+import os
 import sys
+import warnings
 
 import pytorch_lightning as pl
 from pytorch_lightning.callbacks import TQDMProgressBar
@@ -41,3 +44,22 @@ class ProgressBar(TQDMProgressBar):
 def format_value(value: object) -> str:
     """Numbers with four significant digits, anything else as it is."""
     return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+class DropAdvertisements(logging.Filter):
+    """Drops Lightning's "Tip: try installing ..." messages, which are advertisements, not advice."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "Tip:" not in record.getMessage()
+
+
+def quiet_known_noise() -> None:
+    """Silence messages that do not apply to this project, so that real warnings stand out."""
+    # In-memory data needs no DataLoader workers (data.num_workers sets them where it helps); the pytree
+    # deprecation comes from inside Lightning 2.6 on torch >= 2.9, not from this project.
+    warnings.filterwarnings("ignore", ".*does not have many workers.*")
+    warnings.filterwarnings("ignore", ".*LeafSpec.*", category=FutureWarning)
+    if "SLURM_JOB_ID" not in os.environ:
+        # Lightning suggests srun whenever it is installed; only inside a SLURM job is that advice.
+        warnings.filterwarnings("ignore", "The `srun` command is available")
+    logging.getLogger("pytorch_lightning.utilities.rank_zero").addFilter(DropAdvertisements())
