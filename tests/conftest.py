@@ -61,3 +61,22 @@ def run(command: list[str], cwd: Path, timeout: float = 600) -> subprocess.Compl
 def python(*args: str) -> list[str]:
     """A command line running this interpreter, which has the generated projects' dependencies."""
     return [sys.executable, *args]
+
+
+# Tests that take minutes go first, longest first (whole generated suites, then trainings and installs), so
+# that the xdist workers finish together instead of one running the longest tests alone at the end.
+LONGEST = [
+    "test_make_it_yours.py",
+    "whole_suite",
+    "readme_command",
+    "quick_tests_pass",
+    "test_install.py",
+    "test_benchmark.py",
+]
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    def rank(item: pytest.Item) -> int:
+        return next((i for i, word in enumerate(LONGEST) if word in item.nodeid), len(LONGEST))
+
+    items.sort(key=rank)
