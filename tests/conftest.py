@@ -64,7 +64,9 @@ def python(*args: str) -> list[str]:
 
 
 # Tests that take minutes go first, longest first (whole generated suites, then trainings and installs), so
-# that the xdist workers finish together instead of one running the longest tests alone at the end.
+# that the xdist workers finish together instead of one running the longest tests alone at the end. With
+# `--maxschedchunk=1` (make test) each worker takes one test at a time; by default xdist hands the first
+# worker a whole block of consecutive tests.
 LONGEST = [
     "test_make_it_yours.py",
     "whole_suite",
