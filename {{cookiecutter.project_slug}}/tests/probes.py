@@ -21,7 +21,7 @@ from pytorch_lightning.callbacks import Callback
 
 from {{ cookiecutter.package_name }}.infra.checkpointing import AtomicCheckpointIO
 
-SIGNALS = {"SIGKILL": signal.SIGKILL, "SIGTERM": signal.SIGTERM}
+SIGNALS = {"SIGKILL": signal.SIGKILL, "SIGTERM": signal.SIGTERM, "SIGINT": signal.SIGINT}
 
 
 class KillAt(Callback):

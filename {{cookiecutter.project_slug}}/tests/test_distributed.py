@@ -26,7 +26,7 @@ from conftest import (
 )
 from metrics import read_scalars
 
-from {{ cookiecutter.package_name }}.infra.checkpointing import RESUME_HINT
+from {{ cookiecutter.package_name }}.infra.preemption import RESUME_HINT
 
 pytestmark = pytest.mark.slow
 

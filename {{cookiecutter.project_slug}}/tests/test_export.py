@@ -1,5 +1,6 @@
 """export.py turns a checkpoint into ONNX and TorchScript files that compute what PyTorch computes."""
 
+import hashlib
 import json
 import subprocess
 import sys
@@ -86,6 +87,42 @@ def test_export_fails_loudly_when_the_exported_model_differs(trained_run, tmp_pa
         export.main([f"--ckpt_path={checkpoint}", "--format=torchscript", f"--output_dir={tmp_path}"])
     assert "torchscript differs from PyTorch by up to 0.001 > atol 1e-05" in str(failure.value)
     assert not (tmp_path / "model.json").exists()
+
+
+def test_a_failed_re_export_leaves_the_previous_export_whole(trained_run, tmp_path, monkeypatch):
+    checkpoint = checkpointed_runs(trained_run)[0] / "checkpoints" / "last.ckpt"
+    output_dir = tmp_path / "export"
+    export.main([f"--ckpt_path={checkpoint}", "--format=torchscript", f"--output_dir={output_dir}"])
+    previous = contents(output_dir)
+    # Other weights, whose export fails its parity check: none of its files may replace the previous ones.
+    retrained = load_checkpoint(checkpoint)
+    retrained["state_dict"] = {key: 2 * value for key, value in retrained["state_dict"].items()}
+    torch.save(retrained, retrained_path := tmp_path / "retrained.ckpt")
+    run_exported = export.run_exported
+    monkeypatch.setattr(export, "run_exported", lambda *args: run_exported(*args) + 1e-3)
+    with pytest.raises(SystemExit, match="torchscript differs from PyTorch") as failure:
+        export.main([f"--ckpt_path={retrained_path}", "--format=torchscript", f"--output_dir={output_dir}"])
+    assert "\n" not in str(failure.value)
+    assert contents(output_dir) == previous
+    assert sorted(tmp_path.iterdir()) == [output_dir, retrained_path], "no temporary file is left behind"
+
+
+def test_a_re_export_replaces_the_previous_one_whole(trained_run, tmp_path):
+    run = checkpointed_runs(trained_run)[0]
+    output_dir = tmp_path / "export"
+    for checkpoint in (run / "checkpoints" / "last.ckpt", best_checkpoint(run)):
+        export.main([f"--ckpt_path={checkpoint}", "--format=torchscript", f"--output_dir={output_dir}"])
+    assert json.loads((output_dir / "model.json").read_text())["checkpoint"] == str(checkpoint)
+    assert sorted(tmp_path.iterdir()) == [output_dir]
+    (output_dir / "notes.txt").write_text("not an export's")
+    with pytest.raises(SystemExit, match=f"--output_dir {output_dir}: holds more than an export"):
+        export.main([f"--ckpt_path={checkpoint}", "--format=torchscript", f"--output_dir={output_dir}"])
+    assert (output_dir / "notes.txt").is_file()
+
+
+def contents(folder) -> dict[str, str]:
+    """Each file of ``folder`` by name, as a SHA-256 of its bytes (a readable diff when a file changed)."""
+    return {path.name: hashlib.sha256(path.read_bytes()).hexdigest() for path in folder.iterdir()}
 
 
 def test_export_of_a_missing_checkpoint_names_it(tmp_path):

@@ -23,7 +23,8 @@ from conftest import (
 )
 from metrics import REPLAYED_STEPS_DISCARDED, RESUME_CONTINUES_RUN, read_scalars
 
-from {{ cookiecutter.package_name }}.infra.checkpointing import RESUME_HINT, AtomicCheckpointIO
+from {{ cookiecutter.package_name }}.infra.checkpointing import AtomicCheckpointIO, RandomStateCheckpoint
+from {{ cookiecutter.package_name }}.infra.preemption import RESUME_HINT
 
 PROBES_ENV = {"PYTHONPATH": str(PROJECT_ROOT / "tests")}
 BATCHES = 5  # training batches per epoch of the short runs
@@ -128,16 +129,17 @@ def test_sigkill_then_resume_matches_an_uninterrupted_run(cli, uninterrupted, tm
 
 
 @pytest.mark.slow
-def test_sigterm_saves_a_resumable_checkpoint_and_fails(cli, tmp_path):
+@pytest.mark.parametrize("name", ["SIGTERM", "SIGINT"])  # kill or a scheduler; Ctrl-C
+def test_stop_signal_saves_a_resumable_checkpoint_and_fails(cli, tmp_path, name):
     killed = run_train(
         *short_run(),
-        *kill_option("KillAt", epoch=1, batch=2, signal="SIGTERM"),
+        *kill_option("KillAt", epoch=1, batch=2, signal=name),
         log_dir=tmp_path,
         check=False,
         env=PROBES_ENV,
     )
-    assert killed.returncode == 128 + signal.SIGTERM, killed.stderr
-    assert killed.stderr.strip().splitlines()[-1] == f"stopped by SIGTERM: {RESUME_HINT}"
+    assert killed.returncode == 128 + signal.Signals[name], killed.stderr
+    assert killed.stderr.strip().splitlines()[-1] == f"stopped by {name}: {RESUME_HINT}"
     (run_dir,) = checkpointed_runs(tmp_path)
     saved = load_checkpoint(run_dir / "checkpoints" / "last.ckpt")
     # Saved where it stopped (after the fourth batch of epoch 1, where the signal is first checked for),
@@ -152,3 +154,22 @@ def test_sigterm_saves_a_resumable_checkpoint_and_fails(cli, tmp_path):
         assert steps == list(range(3 * BATCHES))
     else:
         assert steps[-1] == 3 * BATCHES - 1 and len(steps) == len(set(steps))
+
+
+def test_gpu_random_states_restore_on_fewer_gpus(monkeypatch):
+    """A checkpoint saved on 2 GPUs, resumed or evaluated on 1: one state each, no missing device."""
+    restored = []
+
+    def set_rng_state(state: torch.Tensor, device: int = 0) -> None:
+        if device >= 1:
+            raise RuntimeError(f"invalid device ordinal {device}")  # what CUDA says on a 1-GPU machine
+        restored.append(device)
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    for module in (torch.cuda, torch.cuda.random):
+        monkeypatch.setattr(module, "set_rng_state", set_rng_state)
+    state = RandomStateCheckpoint().state_dict()
+    state["cuda"] = [torch.get_rng_state(), torch.get_rng_state()]
+    RandomStateCheckpoint().load_state_dict(state)
+    assert restored == [0]

@@ -16,12 +16,22 @@ import pytorch_lightning as pl
 import torch
 from pytorch_lightning.cli import LightningArgumentParser, LightningCLI
 from pytorch_lightning.utilities.exceptions import SIGTERMException
+from pytorch_lightning.utilities.rank_zero import rank_zero_info
 
 from ..lightning.module import ImageClassifier
-from .checkpointing import exit_after_sigterm
 from .checks import ConciseParser, check_weights_fit, read_checkpoint, reported_as_one_line
+from .claims import claim_version, is_first_process, job_runs, lock_run, release_runs
 from .output import quiet_known_noise
-from .runs import SaveRunConfig, checkpointed_runs, continue_run, last_checkpoints
+from .preemption import exit_after_stop_signal
+from .runs import (
+    SaveRunConfig,
+    checkpointed_runs,
+    continue_run,
+    experiment_root,
+    last_checkpoints,
+    logger_kind,
+)
+from .signals import catch_stop_signals, restore
 
 SUBCOMMANDS = ("fit", "validate", "test", "predict")
 # What the DataModule declares once and the model is built from (and stores in its checkpoints).
@@ -77,17 +87,18 @@ class TrainingCLI(LightningCLI):
         super().parse_arguments(parser, args)
         subcommand = self.config.get("subcommand")
         config = self.config[subcommand] if subcommand else None
-        continued = False
+        self.continued = None
         if config and config.ckpt_path in ("last", "best"):
-            continued = find_checkpoint(config, reuse_run=subcommand == "fit")
+            self.continued = find_checkpoint(config, reuse_run=subcommand == "fit")
         if config and config.ckpt_path:
             # Checked before anything is instantiated, so a bad file leaves no new run folder behind.
             checkpoint = read_checkpoint(Path(config.ckpt_path), config.get("weights_only"))
             self.checkpoint_weights = checkpoint["state_dict"]
-            if continued:
+            if self.continued:
                 discard_logs_after(checkpoint["global_step"], config.trainer.logger)
-        if subcommand != "fit":
-            # Evaluating a checkpoint restores its ModelCheckpoint state into a new run folder, harmlessly.
+        if not self.continued:
+            # A checkpoint restored into a new run folder (evaluating it, or a resumed CSV run) brings its
+            # ModelCheckpoint state from the old folder, harmlessly.
             warnings.filterwarnings("ignore", "The dirpath has changed from")
 
     def before_instantiate_classes(self) -> None:
@@ -95,6 +106,8 @@ class TrainingCLI(LightningCLI):
         if config.trainer.precision is None:
             config.trainer.precision = default_precision(config.trainer.accelerator)
         use_tensor_cores(config.trainer.accelerator)
+        if is_first_process():  # the other ranks write no logs, and DDP has not started yet
+            claim_run(config, self.continued)
         if config.trainer.enable_progress_bar is False:
             # The bar is configured as a callback (for its refresh rate); the switch turns that off too.
             callbacks = config.trainer.callbacks or []
@@ -114,16 +127,22 @@ def best_checkpoint(last: Path) -> Path:
     for key, callback_state in state.get("callbacks", {}).items():
         # The checkpoint callback that monitors a metric is the one with a score.
         if key.startswith("ModelCheckpoint") and callback_state.get("best_model_score") is not None:
-            return Path(callback_state["best_model_path"])
+            # Recorded relative to the directory the run was started from: found beside ``last`` instead.
+            return last.parent / Path(callback_state["best_model_path"]).name
     sys.exit(f"error: --ckpt_path best: {last} records no best checkpoint")
 
 
-def resolve_checkpoint(which: str, logger_config, default_root_dir: str | None = None) -> Path:
+def resolve_checkpoint(
+    which: str, logger_config, default_root_dir: str | None = None, job: str | None = None
+) -> Path:
     """The ``last`` or ``best`` checkpoint of the newest run of the configured logger that has one.
 
-    Shared by ``train.py`` and ``export.py``, so that both mean the same file.
+    Shared by ``train.py`` and ``export.py``, so that both mean the same file. With ``job``, only the
+    runs of that SLURM job count.
     """
     runs = checkpointed_runs(logger_config, default_root_dir)
+    if job is not None:
+        runs = job_runs(runs, job)
     if not runs:
         where = last_checkpoints(logger_config, default_root_dir)
         sys.exit(f"error: --ckpt_path {which}: no checkpoint found at {where}")
@@ -131,19 +150,50 @@ def resolve_checkpoint(which: str, logger_config, default_root_dir: str | None =
     return last if which == "last" else best_checkpoint(last)
 
 
-def find_checkpoint(config, reuse_run: bool) -> bool:
+def requeued_job() -> str | None:
+    """The SLURM job id, in an attempt after the first (after a requeue): its own run is the one to resume."""
+    restarts = int(os.environ.get("SLURM_RESTART_COUNT") or 0)
+    return os.environ.get("SLURM_JOB_ID") if restarts > 0 else None
+
+
+def find_checkpoint(config, reuse_run: bool) -> Path | None:
     """Turn ``ckpt_path: last|best`` into the checkpoint file of the newest run that has one.
 
-    With ``reuse_run`` (for ``fit``) the logger also continues that run where it can (see ``runs.py``), so
-    a resumed run extends the same curves and keeps writing checkpoints where ``last`` finds them again.
-    Returns whether it does.
+    A requeued SLURM job fits on from its own newest run, whatever other jobs wrote since, or from scratch
+    if it had no checkpoint yet. With ``reuse_run`` (for ``fit``) the logger also continues that run where
+    it can (see ``runs.py``), so a resumed run extends the same curves and keeps writing checkpoints where
+    ``last`` finds them again. Returns the run folder it continues, if it does.
     """
-    checkpoint = resolve_checkpoint(config.ckpt_path, config.trainer.logger, config.trainer.default_root_dir)
+    logger, root = config.trainer.logger, config.trainer.default_root_dir
+    job = requeued_job() if reuse_run else None
+    if job is not None and not job_runs(checkpointed_runs(logger, root), job):
+        rank_zero_info(f"SLURM job {job} was requeued before its first checkpoint: it starts from scratch")
+        config.ckpt_path = None
+        return None
+    checkpoint = resolve_checkpoint(config.ckpt_path, logger, root, job)
     config.ckpt_path = str(checkpoint)
-    if reuse_run and continue_run(config.trainer.logger, checkpoint.parents[1]):
+    if reuse_run and continue_run(logger, checkpoint.parents[1]):
         warnings.filterwarnings("ignore", "Checkpoint directory .* exists and is not empty")
-        return True
-    return False
+        return checkpoint.parents[1]
+    return None
+
+
+def claim_run(config, continued: Path | None) -> None:
+    """Lock the run folder this run writes, after claiming a new one where the logger numbers them.
+
+    MLflow and W&B name a new run after instantiation: ``SaveRunConfig`` locks theirs.
+    """
+    logger = config.trainer.logger
+    if continued is not None:
+        lock_run(continued)
+    elif getattr(logger, "class_path", None) and logger_kind(logger) in ("TensorBoardLogger", "CSVLogger"):
+        experiment = experiment_root(logger, config.trainer.default_root_dir)
+        version = logger.init_args.get("version")
+        if version is None:
+            version = logger.init_args.version = claim_version(experiment)
+            # The claimed folder holds run.lock, which CSVLogger would mistake for an older run's logs.
+            warnings.filterwarnings("ignore", "Experiment logs directory .* exists and is not empty")
+        lock_run(experiment / (version if isinstance(version, str) else f"version_{version}"))
 
 
 def discard_logs_after(global_step: int, logger_config) -> None:
@@ -176,6 +226,7 @@ def main(args: list[str] | None = None) -> None:
         args = with_default_subcommand(args)
     config = default_config()
     parser_kwargs = {command: {"default_config_files": [config]} for command in SUBCOMMANDS}
+    previous_handlers = catch_stop_signals()
     try:
         with reported_as_one_line():
             TrainingCLI(
@@ -190,4 +241,7 @@ def main(args: list[str] | None = None) -> None:
                 auto_configure_optimizers=False,
             )
     except SIGTERMException:
-        exit_after_sigterm()
+        exit_after_stop_signal()
+    finally:
+        release_runs()
+        restore(previous_handlers)

@@ -9,7 +9,8 @@
 
 Each exported file is loaded back and run on batches of sizes other than the one used while exporting
 (proving the batch dimension is dynamic); the export fails, exit status 1, if any output differs from the
-PyTorch model's by more than ``--atol``.
+PyTorch model's by more than ``--atol``. The folder is replaced whole, and only by an export that passed:
+it always holds one complete export, never files of two, and a failed export leaves it as it was.
 """
 
 from __future__ import annotations
@@ -30,8 +31,10 @@ from ..lightning.module import ImageClassifier
 from .checks import check_weights_fit, read_checkpoint
 from .cli import default_config, resolve_checkpoint
 from .output import quiet_known_noise
+from .staging import staged_folder
 
 FILES = {"onnx": "model.onnx", "torchscript": "model.pt"}
+CONTRACT = "model.json"
 EXPORT_BATCH = 4  # example batch traced while exporting (not 1, which torch.export would specialise on)
 CHECK_BATCHES = (1, 7)  # batch sizes the exported files are checked on: neither is EXPORT_BATCH
 INSTALL_HINT = 'pip install -e ".[export]"'
@@ -144,7 +147,7 @@ def max_abs_error(fmt: str, path: Path, net: nn.Module, hparams: dict) -> float:
         images = (torch.rand(size, *hparams["input_shape"], generator=generator) - mean) / std
         exported, expected = run_exported(fmt, path, images), net(images)
         if exported.shape != expected.shape:
-            sys.exit(f"error: {path} returned shape {tuple(exported.shape)} for a batch of {size}")
+            sys.exit(f"error: the {fmt} export returned shape {tuple(exported.shape)} for a batch of {size}")
         errors.append((exported - expected).abs().max().item())
     return max(errors)
 
@@ -182,24 +185,31 @@ def main(argv: list[str] | None = None) -> None:
         require_onnx()
     quiet_known_noise()
     checkpoint = checkpoint_file(args.ckpt_path, args.save_dir)
-    net, hparams = load_network(checkpoint)
     run_dir = checkpoint.parent.parent if checkpoint.parent.name == "checkpoints" else checkpoint.parent
     output_dir = args.output_dir or run_dir / "export" / checkpoint.stem
-    output_dir.mkdir(parents=True, exist_ok=True)
+    # The export replaces the folder whole: files that another export did not write would be lost.
+    if output_dir.exists() and not (
+        output_dir.is_dir() and {path.name for path in output_dir.iterdir()} <= {*FILES.values(), CONTRACT}
+    ):
+        sys.exit(f"error: --output_dir {output_dir}: holds more than an export; give a new or empty folder")
+    net, hparams = load_network(checkpoint)
     example = torch.zeros(EXPORT_BATCH, *hparams["input_shape"])
     exporters = {"onnx": export_onnx, "torchscript": export_torchscript}
     results, failures = {}, []
-    for fmt in args.format:
-        path = output_dir / FILES[fmt]
-        exporter = exporters[fmt](net, example, path)
-        error = max_abs_error(fmt, path, net, hparams)
-        results[fmt] = {"file": FILES[fmt], "exporter": exporter, "max_abs_error": error}
-        print(f"{fmt}: {path} (max |exported - PyTorch| = {error:.3g}, atol {args.atol:g})")
-        if not error <= args.atol:  # also catches NaN
-            failures.append(f"{fmt} differs from PyTorch by up to {error:.3g} > atol {args.atol:g}")
-    if failures:
-        # No model.json: the files stay for inspection, but nothing presents them as ready to serve.
-        sys.exit("error: " + "; ".join(failures))
-    contract = describe(checkpoint, hparams, results, args.atol)
-    (output_dir / "model.json").write_text(json.dumps(contract, indent=2) + "\n", encoding="utf-8")
-    print(f"contract: {output_dir / 'model.json'}")
+    with staged_folder(output_dir) as staging:
+        for fmt in args.format:
+            exporter = exporters[fmt](net, example, staging / FILES[fmt])
+            error = max_abs_error(fmt, staging / FILES[fmt], net, hparams)
+            results[fmt] = {"file": FILES[fmt], "exporter": exporter, "max_abs_error": error}
+            if not error <= args.atol:  # also catches NaN
+                failures.append(f"{fmt} differs from PyTorch by up to {error:.3g} > atol {args.atol:g}")
+        if failures:
+            sys.exit(f"error: {'; '.join(failures)}; nothing was written to {output_dir}")
+        contract = describe(checkpoint, hparams, results, args.atol)
+        (staging / CONTRACT).write_text(json.dumps(contract, indent=2) + "\n", encoding="utf-8")
+    for fmt, result in results.items():
+        error = result["max_abs_error"]
+        print(
+            f"{fmt}: {output_dir / FILES[fmt]} (max |exported - PyTorch| = {error:.3g}, atol {args.atol:g})"
+        )
+    print(f"contract: {output_dir / CONTRACT}")

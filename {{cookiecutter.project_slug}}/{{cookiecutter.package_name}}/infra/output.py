@@ -63,3 +63,5 @@ def quiet_known_noise() -> None:
         # Lightning suggests srun whenever it is installed; only inside a SLURM job is that advice.
         warnings.filterwarnings("ignore", "The `srun` command is available")
     logging.getLogger("pytorch_lightning.utilities.rank_zero").addFilter(DropAdvertisements())
+    # Lightning announces its SLURM requeue handler even when it leaves the signal to preemption.py's.
+    logging.getLogger("pytorch_lightning.trainer.connectors.signal_connector").setLevel(logging.WARNING)

@@ -16,6 +16,8 @@ from pathlib import Path
 import pytorch_lightning as pl
 from pytorch_lightning.cli import SaveConfigCallback
 
+from .claims import lock_run
+
 # The init argument that names a run to continue, for each logger that can continue one. CSVLogger is
 # missing on purpose: given an existing version it deletes that run's metrics.csv, so a resumed CSV run
 # gets a new version folder instead.
@@ -94,6 +96,6 @@ class SaveRunConfig(SaveConfigCallback):
             return
         folder = run_folder(trainer)
         if trainer.is_global_zero:
-            folder.mkdir(parents=True, exist_ok=True)
+            lock_run(folder)  # already locked unless the logger names its runs itself (MLflow, W&B)
             self.parser.save(self.config, folder / self.config_filename, overwrite=True)
         self.already_saved = True

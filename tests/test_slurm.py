@@ -1,0 +1,203 @@
+"""The cluster path on a real SLURM: the rendered sbatch script itself, submitted with CPU overrides.
+
+Each job is 2 CPU tasks on one node, so 2 DDP ranks (gloo). Signals reach the job the way SLURM sends them:
+``scancel --signal=USR1`` is what ``#SBATCH --signal=SIGUSR1@90`` delivers before the time limit, and
+``scontrol requeue`` is what preemption does (SIGTERM to every process, then a requeue).
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import re
+import signal
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import render
+from slurm import Cluster, why_unavailable
+
+# 2 ranks, tiny epochs (4 training batches each), every step logged.
+TRAINING = (
+    "--trainer.accelerator=cpu",
+    "--trainer.limit_train_batches=4",
+    "--trainer.limit_val_batches=2",
+    "--trainer.log_every_n_steps=1",
+)
+CPU_JOB = ("--nodes=1", "--gpus-per-node=0", "--ntasks-per-node=2", "--cpus-per-task=1", "--mem=0")
+BATCHES = 4
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory, worker_id: str):
+    reason = why_unavailable()
+    if reason and not os.environ.get("REQUIRE_SLURM"):  # .ci/run sets it: there, no SLURM is a failure
+        pytest.skip(reason)
+    worker = int(worker_id.removeprefix("gw")) if worker_id.startswith("gw") else 0
+    cluster = Cluster(tmp_path_factory.mktemp("slurm"), port=16817 + 10 * worker)
+    # The jobs run the interpreter of these tests, which has the generated project's dependencies.
+    cluster.env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{cluster.env['PATH']}"
+    cluster.start()
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return render(tmp_path_factory.mktemp("slurm-project"), slurm=True)
+
+
+def submit(cluster: Cluster, project: Path, logs: Path, *args: str, options: tuple[str, ...] = ()) -> str:
+    """Submit the project's sbatch script with CPU settings, its runs written under ``logs``."""
+    train_args = (*TRAINING, f"--trainer.logger.init_args.save_dir={logs}", *args)
+    return cluster.submit(
+        "scripts/slurm/train.sbatch", *train_args, cwd=project, options=(*CPU_JOB, *options)
+    )
+
+
+def output(project: Path, job: str) -> str:
+    path = project / f"slurm-{job}.out"
+    return path.read_text(errors="replace") if path.exists() else ""
+
+
+def runs(logs: Path) -> list[Path]:
+    return sorted(path.parent for path in logs.rglob("run.lock"))
+
+
+def logged_steps(run: Path) -> list[int]:
+    """The steps of ``train/loss`` as TensorBoard reads them (it drops what a resume replays)."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    accumulator = EventAccumulator(str(run), size_guidance={"scalars": 0})
+    accumulator.Reload()
+    return [event.step for event in accumulator.Scalars("train/loss")]
+
+
+def last_checkpoint(run: Path) -> dict:
+    return torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+
+
+def assert_completed_once(run: Path, epochs: int | None) -> None:
+    """The run reached its last epoch (early stopping decides when ``epochs`` is None) and logged every
+    step exactly once."""
+    last = last_checkpoint(run)
+    if epochs is not None:
+        assert last["epoch"] == epochs - 1
+    steps = logged_steps(run)
+    assert len(steps) == len(set(steps)) == last["global_step"] == (last["epoch"] + 1) * BATCHES, steps
+
+
+def wait_for_training(cluster: Cluster, project: Path, job: str, epoch: int) -> None:
+    """Wait until the job's first attempt has finished ``epoch``."""
+    deadline = time.monotonic() + 120
+    while f"epoch {epoch}:" not in output(project, job):
+        assert time.monotonic() < deadline, output(project, job)
+        assert cluster.job(job).state in ("PENDING", "RUNNING"), output(project, job)
+        time.sleep(0.2)
+
+
+def listening_ranks(cluster: Cluster, job: str) -> int:
+    """How many of the job's ``train.py`` processes have their SIGUSR1 handler installed.
+
+    Before that, for the few milliseconds in which Python starts, SIGUSR1's default action ends a process:
+    no program can act on a signal before its first line runs.
+    """
+    listening = 0
+    for pid in re.findall(
+        r"^(\d+)\s", cluster.command("scontrol", "listpids", job, check=False).stdout, re.M
+    ):
+        try:
+            command = Path(f"/proc/{pid}/cmdline").read_bytes()
+            status = Path(f"/proc/{pid}/status").read_text()
+        except OSError:  # ended meanwhile
+            continue
+        caught = int(re.search(r"^SigCgt:\s*([0-9a-f]+)", status, re.M).group(1), 16)
+        if b"train.py" in command and caught >> (signal.SIGUSR1 - 1) & 1:
+            listening += 1
+    return listening
+
+
+def leftovers(*folders: Path) -> list[Path]:
+    """Files Lightning's own SLURM handler would have left: hpc_ckpt_N.ckpt, restored by any later job."""
+    return [path for folder in folders for path in folder.rglob("hpc_ckpt*")]
+
+
+def test_ddp_job_trains_to_the_end(cluster, project, tmp_path):
+    job = submit(cluster, project, tmp_path, "--trainer.max_epochs=3")
+    state = cluster.wait(job, ("COMPLETED", "FAILED", "CANCELLED"))
+    assert state.state == "COMPLETED", output(project, job)
+    assert "MEMBER: 2/2" in output(project, job)
+    (run,) = runs(tmp_path)
+    assert_completed_once(run, epochs=3)
+    assert f"SLURM job {job}" in (run / "run.lock").read_text()
+
+
+@pytest.mark.parametrize("how", ["time-limit signal", "preemption"])
+def test_interrupted_job_requeues_resumes_and_completes(cluster, project, tmp_path, how):
+    epochs = 12
+    job = submit(cluster, project, tmp_path, f"--trainer.max_epochs={epochs}")
+    wait_for_training(cluster, project, job, epoch=2)
+    if how == "preemption":
+        cluster.command("scontrol", "requeue", job)
+    else:
+        cluster.command("scancel", "--signal=USR1", job)
+    state = cluster.wait(job, ("COMPLETED", "FAILED", "CANCELLED"))
+    text = output(project, job)
+    assert (state.state, state.restarts) == ("COMPLETED", 1), text
+    assert text.count("Restored all states from the checkpoint") == 1, text
+    (run,) = runs(tmp_path)
+    assert_completed_once(run, epochs)
+
+    # The next job of the same project is a new experiment: a run of its own, from scratch.
+    fresh = submit(cluster, project, tmp_path, "--trainer.max_epochs=2")
+    assert cluster.wait(fresh, ("COMPLETED", "FAILED", "CANCELLED")).state == "COMPLETED"
+    assert "Restoring states" not in output(project, fresh)
+    new_run = (set(runs(tmp_path)) - {run}).pop()
+    assert_completed_once(new_run, epochs=2)
+    assert not leftovers(project, tmp_path)
+
+
+def test_jobs_started_together_get_their_own_run_folders(cluster, project, tmp_path):
+    jobs = [submit(cluster, project, tmp_path, "--trainer.max_epochs=2") for _ in range(2)]
+    array = submit(cluster, project, tmp_path, "--trainer.max_epochs=2", options=("--array=0-1",))
+    for job in (*jobs, f"{array}_0", f"{array}_1"):
+        assert cluster.wait(job, ("COMPLETED", "FAILED", "CANCELLED")).state == "COMPLETED"
+    folders = runs(tmp_path)
+    assert len(folders) == 4
+    owners = {re.search(r"SLURM job (\d+)", (run / "run.lock").read_text()).group(1) for run in folders}
+    assert len(owners) == 4
+    for run in folders:
+        # One writer each: one event file, one config, a complete run.
+        assert len(list(run.glob("events.out.tfevents.*"))) == 1
+        assert_completed_once(run, epochs=2)
+
+
+def test_ten_signals_at_random_moments_each_requeue_and_the_job_completes(cluster, project, tmp_path):
+    epochs, deliveries = 200, 10
+    job = submit(cluster, project, tmp_path, f"--trainer.max_epochs={epochs}")
+    rng = random.Random(0)
+    delays = []
+    for delivery in range(deliveries):
+        # The previous attempt's processes are gone once the next one runs.
+        while (state := cluster.job(job).state) != "RUNNING" or listening_ranks(cluster, job) < 2:
+            if state == "PENDING":
+                cluster.release(job)
+            time.sleep(0.05)
+        # Anywhere from the first instant both ranks listen (PyTorch still importing) well into training.
+        time.sleep(rng.uniform(0, 12))
+        assert cluster.job(job).state == "RUNNING", f"delivery {delivery}: {output(project, job)}"
+        sent = time.monotonic()
+        cluster.command("scancel", "--signal=USR1", job)
+        while cluster.job(job).restarts == delivery:
+            assert time.monotonic() - sent < 60, f"delivery {delivery} hung: {output(project, job)}"
+            time.sleep(0.1)
+        delays.append(time.monotonic() - sent)
+    state = cluster.wait(job, ("COMPLETED", "FAILED", "CANCELLED"))
+    assert (state.state, state.restarts) == ("COMPLETED", deliveries), output(project, job)
+    (run,) = runs(tmp_path)
+    assert_completed_once(run, epochs=None)  # the validation loss levels off long before
+    assert not leftovers(project, tmp_path)
+    print(f"{deliveries} deliveries: requeued after {min(delays):.1f}-{max(delays):.1f} s")

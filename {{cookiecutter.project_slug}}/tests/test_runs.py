@@ -1,0 +1,127 @@
+"""Run identity: each run its own folder, one writer per folder, and a requeued SLURM job resumes its own."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import sys
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+from conftest import PROJECT_ROOT, checkpointed_runs, load_checkpoint
+from metrics import RESUME_CONTINUES_RUN
+
+from {{ cookiecutter.package_name }}.infra.claims import LOCK_FILE, claim_version
+from {{ cookiecutter.package_name }}.infra.cli import best_checkpoint
+
+BATCHES = 2
+SHORT = (f"--trainer.limit_train_batches={BATCHES}", "--trainer.limit_val_batches=1")
+
+
+def test_runs_started_together_claim_different_folders(tmp_path):
+    starts = threading.Barrier(8)
+
+    def claim(_: int) -> int:
+        starts.wait()
+        return claim_version(tmp_path)
+
+    with ThreadPoolExecutor(8) as pool:
+        versions = list(pool.map(claim, range(8)))
+    assert sorted(versions) == list(range(8))
+
+
+@pytest.fixture
+def holder():
+    """``holder(run)``: another process that holds ``run``'s lock, as a run still training would."""
+    processes: list[subprocess.Popen] = []
+
+    def hold(run: Path) -> subprocess.Popen:
+        code = "import sys, pathlib; from {{ cookiecutter.package_name }}.infra.claims import lock_run; "
+        code += "lock_run(pathlib.Path(sys.argv[1])); print('locked', flush=True); sys.stdin.read()"
+        process = subprocess.Popen(
+            [sys.executable, "-c", code, str(run)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            cwd=PROJECT_ROOT,
+        )
+        processes.append(process)
+        assert process.stdout.readline() == "locked\n"
+        return process
+
+    yield hold
+    for process in processes:
+        process.kill()
+        process.wait()
+
+
+def test_a_run_being_written_is_not_resumed_by_a_second_process(cli, holder, tmp_path):
+    cli("fit", "--trainer.max_epochs=1", *SHORT, log_dir=tmp_path)
+    (run,) = checkpointed_runs(tmp_path)
+    last = run / "checkpoints" / "last.ckpt"
+    saved = last.read_bytes()
+    training = holder(run)
+
+    resumed = cli("fit", "--ckpt_path=last", "--trainer.max_epochs=2", *SHORT, log_dir=tmp_path, check=False)
+    if RESUME_CONTINUES_RUN:
+        # The resume would write into the run the other process writes: refused, and nothing written.
+        assert resumed.returncode == 1
+        assert (
+            resumed.stderr.strip()
+            .splitlines()[-1]
+            .startswith(
+                f"error: run folder {run.resolve()} is in use by pid {training.pid} on {socket.gethostname()}"
+            )
+        )
+        assert last.read_bytes() == saved and checkpointed_runs(tmp_path) == [run]
+    else:
+        # This logger resumes into a new run folder: nothing of the running one is touched.
+        assert resumed.returncode == 0, resumed.stderr
+        assert last.read_bytes() == saved and len(checkpointed_runs(tmp_path)) == 2
+
+    training.kill()  # a lock left by a killed process does not block
+    training.wait()
+    cli("fit", "--ckpt_path=last", "--trainer.max_epochs=3", *SHORT, log_dir=tmp_path)
+    newest = max(checkpointed_runs(tmp_path), key=lambda r: (r / "checkpoints" / "last.ckpt").stat().st_mtime)
+    assert load_checkpoint(newest / "checkpoints" / "last.ckpt")["epoch"] == 2
+
+
+def job_of(run: Path) -> str:
+    """The SLURM job recorded in a run's lock file."""
+    return (run / LOCK_FILE).read_text().rsplit("SLURM job ", 1)[-1].strip()
+
+
+# Lightning's advice to use srun, given inside SLURM jobs: these only pretend to be one.
+@pytest.mark.filterwarnings("ignore:The `srun` command is available")
+def test_a_requeued_slurm_job_resumes_its_own_run_not_the_newest(cli, tmp_path, monkeypatch):
+    for job in ("101", "202"):  # job 202 starts later: its run is the project's newest
+        monkeypatch.setenv("SLURM_JOB_ID", job)
+        cli("fit", "--trainer.max_epochs=1", *SHORT, log_dir=tmp_path)
+    other = next(run for run in checkpointed_runs(tmp_path) if job_of(run) == "202")
+    others_checkpoint = (other / "checkpoints" / "last.ckpt").read_bytes()
+
+    # Job 101 requeued: SLURM_RESTART_COUNT > 0, and the sbatch script adds --ckpt_path last.
+    monkeypatch.setenv("SLURM_JOB_ID", "101")
+    monkeypatch.setenv("SLURM_RESTART_COUNT", "1")
+    cli("fit", "--ckpt_path=last", "--trainer.max_epochs=2", *SHORT, log_dir=tmp_path)
+    resumed = [run for run in checkpointed_runs(tmp_path) if job_of(run) == "101"]
+    assert max(load_checkpoint(run / "checkpoints" / "last.ckpt")["epoch"] for run in resumed) == 1
+    assert (other / "checkpoints" / "last.ckpt").read_bytes() == others_checkpoint
+
+    # Requeued before its first checkpoint: a run of its own from scratch, not someone else's.
+    monkeypatch.setenv("SLURM_JOB_ID", "303")
+    started = cli("fit", "--ckpt_path=last", "--trainer.max_epochs=1", *SHORT, log_dir=tmp_path)
+    assert "SLURM job 303 was requeued before its first checkpoint" in started.stderr
+    (fresh,) = [run for run in checkpointed_runs(tmp_path) if job_of(run) == "303"]
+    assert load_checkpoint(fresh / "checkpoints" / "last.ckpt")["global_step"] == BATCHES
+
+
+def test_best_is_found_beside_last_after_the_run_moved(trained_run, tmp_path):
+    moved = tmp_path / "moved"
+    shutil.copytree(trained_run, moved)
+    (run,) = checkpointed_runs(moved)
+    best = best_checkpoint(run / "checkpoints" / "last.ckpt")
+    assert best.parent == run / "checkpoints" and best.is_file()
