@@ -247,6 +247,11 @@ def test_dockerfile_caches_dependencies_and_runs_unprivileged(project, index):
     user = [args for kind, args in instructions if kind == "USER"]
     assert user and user[-1] not in ("root", "0") and kinds.index("USER") > install
     assert kinds[-2:] == ["ENTRYPOINT", "CMD"] and "train.py" in instructions[-2][1]
+    # docker stop must reach train.py and leave it time to save; several GPUs need more than 64 MB of shm.
+    assert ["STOPSIGNAL", "SIGTERM"] in instructions
+    readme = (root / "README.md").read_text(encoding="utf-8")
+    (command,) = [line for line in readme.splitlines() if line.startswith("docker run")]
+    assert {"--init", "--stop-timeout=120", "--shm-size=16g"} <= set(command.split())
     ignored = (root / ".dockerignore").read_text(encoding="utf-8").split()
     assert {"logs/", "data/", ".git/", "*.ckpt", ".venv/"} <= set(ignored)
 

@@ -9,6 +9,7 @@ import tomllib
 import pytest
 import yaml
 from conftest import ANSWERS, python, run
+from packaging.requirements import Requirement
 
 LEFTOVER = re.compile(r"\{\{|\{%|cookiecutter")
 
@@ -72,3 +73,10 @@ def test_package_is_named_after_the_project(rendered):
     assert project.name == "vision-lab-experiments"
     assert (project / "vislab" / "lightning" / "module.py").is_file()
     assert "from vislab.infra.cli import main" in (project / "train.py").read_text(encoding="utf-8")
+
+
+def test_torch_floor_excludes_versions_whose_safe_loading_can_be_bypassed(rendered):
+    # Before 2.6, torch.load(weights_only=True) could be made to run code (CVE-2025-32434).
+    pyproject = tomllib.loads((rendered("default") / "pyproject.toml").read_text(encoding="utf-8"))
+    (torch,) = [Requirement(dep) for dep in pyproject["project"]["dependencies"] if dep.startswith("torch")]
+    assert not torch.specifier.contains("2.5.1") and torch.specifier.contains("2.6.0")

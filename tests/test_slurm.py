@@ -201,3 +201,12 @@ def test_ten_signals_at_random_moments_each_requeue_and_the_job_completes(cluste
     assert_completed_once(run, epochs=None)  # the validation loss levels off long before
     assert not leftovers(project, tmp_path)
     print(f"{deliveries} deliveries: requeued after {min(delays):.1f}-{max(delays):.1f} s")
+
+
+def test_sbatch_script_runs_on_old_bash_and_without_a_logs_folder(project):
+    script = (project / "scripts" / "slurm" / "train.sbatch").read_text(encoding="utf-8")
+    # SLURM opens the output file before the script runs, so a folder in its path must already exist.
+    (output_file,) = re.findall(r"^#SBATCH --output=(\S+)", script, re.M)
+    assert "/" not in output_file
+    # With `set -u`, bash < 4.4 (still on RHEL 7 clusters) fails on "${empty[@]}": no arrays at all.
+    assert "[@]" not in script and "[*]" not in script

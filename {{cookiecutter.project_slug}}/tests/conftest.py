@@ -152,7 +152,7 @@ def cli(capfd: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch):
 
 
 def run_train(
-    *args: str, log_dir: Path, check: bool = True, env: dict[str, str] | None = None
+    *args: str, log_dir: Path, check: bool = True, env: dict[str, str] | None = None, timeout: float = 300
 ) -> subprocess.CompletedProcess:
     """Run ``python train.py <args>`` in a new process, with logs and checkpoints under ``log_dir``.
 
@@ -162,7 +162,7 @@ def run_train(
     command = [sys.executable, str(PROJECT_ROOT / "train.py"), *command_line(args, log_dir)]
     environment = {**os.environ, **(env or {})}
     result = subprocess.run(
-        command, capture_output=True, text=True, timeout=300, cwd=PROJECT_ROOT, env=environment
+        command, capture_output=True, text=True, timeout=timeout, cwd=PROJECT_ROOT, env=environment
     )
     if check:
         assert result.returncode == 0, f"{' '.join(command)} failed:\n{result.stdout}\n{result.stderr}"

@@ -52,6 +52,17 @@ class KillAt(Callback):
         self._maybe_kill(trainer, "validation", batch_idx)
 
 
+class NanAt(Callback):
+    """Turns the inputs of training step ``step`` into NaN in process ``rank`` only: a loss gone bad there."""
+
+    def __init__(self, step: int = 2, rank: int = 1) -> None:
+        self.step, self.rank = step, rank
+
+    def on_train_batch_start(self, trainer: pl.Trainer, module: Any, batch: Any, batch_idx: int) -> None:
+        if (trainer.global_step, trainer.global_rank) == (self.step, self.rank):
+            batch[0].fill_(float("nan"))
+
+
 class KillDuringWrite(AtomicCheckpointIO):
     """Writes half of the ``save``-th checkpoint named ``name``, then kills the process with SIGKILL."""
 

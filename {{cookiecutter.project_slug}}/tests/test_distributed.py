@@ -138,3 +138,23 @@ def test_sigterm_to_rank_zero_stops_every_rank_with_a_checkpoint(tmp_path):
     (run_dir,) = checkpointed_runs(tmp_path)
     saved = load_checkpoint(run_dir / "checkpoints" / "last.ckpt")
     assert (saved["epoch"], saved["global_step"]) == (1, 9)
+
+
+def test_a_nan_in_one_process_stops_every_process_at_that_step(tmp_path):
+    # Without agreement the other process would wait in the gradient all-reduce (30 minutes with NCCL).
+    result = run_train(
+        "fit",
+        "--config=configs/profiles/cpu_ddp.yaml",
+        "--trainer.max_epochs=1",
+        "--trainer.callbacks+=probes.NanAt",
+        "--trainer.callbacks.init_args.step=2",
+        log_dir=tmp_path,
+        check=False,
+        env={**SINGLE_THREAD, "PYTHONPATH": str(PROJECT_ROOT / "tests")},
+        timeout=120,
+    )
+    assert result.returncode == 1, result.stderr
+    assert "error: train/loss is nan at step 2 (epoch 0)" in result.stderr  # the process that saw it
+    assert "error: train/loss is not finite in another process at step 2" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not list(tmp_path.rglob("*.ckpt"))

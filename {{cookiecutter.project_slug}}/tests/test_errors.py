@@ -69,6 +69,15 @@ def test_missing_config_file_is_named(cli, tmp_path):
     assert not any(tmp_path.iterdir())
 
 
+def test_a_url_as_run_folder_is_refused_and_nothing_is_written(cli, tmp_path):
+    url = "s3://bucket/runs"
+    result = cli(
+        "fit", f"--trainer.logger.init_args.save_dir={url}", log_dir=tmp_path, cwd=tmp_path, check=False
+    )
+    assert_refused(result, f"error: logger save_dir {url}: runs are written to a local or shared filesystem")
+    assert not any(tmp_path.iterdir())  # no local folder named "s3:"
+
+
 def test_missing_checkpoint_is_named_and_nothing_is_written(cli, logs):
     before = snapshot(logs)
     result = cli("test", "--ckpt_path=no/such.ckpt", log_dir=logs, check=False)

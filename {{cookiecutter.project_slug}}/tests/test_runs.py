@@ -15,7 +15,7 @@ from conftest import PROJECT_ROOT, checkpointed_runs, load_checkpoint
 from metrics import RESUME_CONTINUES_RUN
 
 from {{ cookiecutter.package_name }}.infra.claims import LOCK_FILE, claim_version
-from {{ cookiecutter.package_name }}.infra.cli import best_checkpoint
+from {{ cookiecutter.package_name }}.infra.resume import best_checkpoint
 
 BATCHES = 2
 SHORT = (f"--trainer.limit_train_batches={BATCHES}", "--trainer.limit_val_batches=1")

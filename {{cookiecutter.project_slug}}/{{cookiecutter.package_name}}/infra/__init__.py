@@ -1,9 +1,12 @@
 """Shared infrastructure, the same in every project made from the template: you should not need to edit it.
 
-The command line (``cli.py``), crash-safe checkpoints (``checkpointing.py``), stopping on signals and SLURM
-requeues (``signals.py``, ``preemption.py``), one-line errors (``checks.py``), finding runs again
-(``runs.py``), a folder and a lock for each run (``claims.py``), predictions to CSV (``predictions.py``),
-export (``exporting.py``, ``staging.py``), what a run prints (``output.py``) and early stopping that resumes
-(``early_stopping.py``).
+- ``cli.py``: the command line; ``checks.py``: one-line errors and the stop on a diverging loss.
+- ``checkpointing.py``: crash-safe checkpoints; ``signals.py``, ``preemption.py``: stopping on signals
+  and SLURM requeues.
+- ``runs.py``, ``resume.py``: finding runs and their checkpoints again; ``claims.py``: a folder and a
+  lock for each run.
+- ``predictions.py``: predictions to CSV; ``exporting.py``, ``staging.py``: export.
+- ``output.py``: what a run prints; ``early_stopping.py``: early stopping that resumes.
+
 Your code lives in ``data/``, ``models/`` and ``lightning/module.py``.
 """

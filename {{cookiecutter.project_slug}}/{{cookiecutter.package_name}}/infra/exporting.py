@@ -29,8 +29,9 @@ from torch import Tensor, nn
 
 from ..lightning.module import ImageClassifier
 from .checks import check_weights_fit, read_checkpoint
-from .cli import default_config, resolve_checkpoint
+from .cli import default_config
 from .output import quiet_known_noise
+from .resume import resolve_checkpoint
 from .staging import staged_folder
 
 FILES = {"onnx": "model.onnx", "torchscript": "model.pt"}

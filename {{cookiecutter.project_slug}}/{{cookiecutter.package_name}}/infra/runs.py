@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import glob
 import os
+import sys
 from pathlib import Path
 
 import pytorch_lightning as pl
@@ -46,6 +47,24 @@ def experiment_root(logger_config, default_root_dir: str | None) -> Path:
             return Path(default_root_dir or ".")
         return Path(tracking_uri.removeprefix("file:") if tracking_uri else args.get("save_dir"))
     return Path(args.get("save_dir")) / args.get("name")
+
+
+def refuse_remote_folders(logger_config, default_root_dir: str | None) -> None:
+    """Exit with one line if runs would go to a URL (``s3://...``).
+
+    Run folders are claimed, locked and written atomically with local file operations, which would make
+    a local folder named ``s3:``.
+    """
+    args = getattr(logger_config, "init_args", None) or {}
+    for key, value in (
+        ("trainer.default_root_dir", default_root_dir),
+        ("logger save_dir", args.get("save_dir")),
+    ):
+        if value and "://" in str(value) and not str(value).startswith("file:"):
+            sys.exit(
+                f"error: {key} {value}: runs are written to a local or shared filesystem, not a URL;"
+                " mount the bucket (e.g. s3fs, gcsfuse) and give its path"
+            )
 
 
 def last_checkpoints(logger_config, default_root_dir: str | None) -> str:

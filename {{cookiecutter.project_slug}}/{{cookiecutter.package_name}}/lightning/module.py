@@ -64,13 +64,6 @@ class ImageClassifier(pl.LightningModule):
         images, labels = batch
         logits = self(images)
         loss = self.loss(logits, labels)
-        if not torch.isfinite(loss):
-            # Stop rather than train on: NaN weights would be checkpointed and every later step wasted.
-            # (The check waits for the GPU once per step, which is small next to the step itself.)
-            raise FloatingPointError(
-                f"train/loss is {loss.item()} at step {self.global_step} (epoch {self.current_epoch}); "
-                "lower model.lr or set trainer.gradient_clip_val"
-            )
         # update(), not a call: calling a metric also computes it for this batch, work nobody reads.
         self.train_acc.update(logits, labels)
         # Not on the progress bar: a progress-bar value is converted to a Python float at every step, which

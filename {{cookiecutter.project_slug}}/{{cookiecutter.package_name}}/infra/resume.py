@@ -1,0 +1,105 @@
+"""What ``--ckpt_path last|best`` means, and which run folder a run writes: the one it resumes, or a new one.
+
+``last`` and ``best`` are the checkpoints of the project's newest run, except in a requeued SLURM job,
+which resumes its own run (found by the job id in its ``run.lock``). Shared by ``train.py`` and
+``export.py``, so that both mean the same file.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import warnings
+from pathlib import Path
+
+import torch
+from pytorch_lightning.utilities.rank_zero import rank_zero_info
+
+from .claims import claim_version, job_runs, lock_run
+from .runs import checkpointed_runs, continue_run, experiment_root, last_checkpoints, logger_kind
+
+
+def best_checkpoint(last: Path) -> Path:
+    """The best checkpoint recorded by ModelCheckpoint in the state saved with ``last``."""
+    state = torch.load(last, map_location="cpu", weights_only=True, mmap=True)
+    for key, callback_state in state.get("callbacks", {}).items():
+        # The checkpoint callback that monitors a metric is the one with a score.
+        if key.startswith("ModelCheckpoint") and callback_state.get("best_model_score") is not None:
+            # Recorded relative to the directory the run was started from: found beside ``last`` instead.
+            return last.parent / Path(callback_state["best_model_path"]).name
+    sys.exit(f"error: --ckpt_path best: {last} records no best checkpoint")
+
+
+def resolve_checkpoint(
+    which: str, logger_config, default_root_dir: str | None = None, job: str | None = None
+) -> Path:
+    """The ``last`` or ``best`` checkpoint of the newest run of the configured logger that has one.
+
+    Shared by ``train.py`` and ``export.py``, so that both mean the same file. With ``job``, only the
+    runs of that SLURM job count.
+    """
+    runs = checkpointed_runs(logger_config, default_root_dir)
+    if job is not None:
+        runs = job_runs(runs, job)
+    if not runs:
+        where = last_checkpoints(logger_config, default_root_dir)
+        sys.exit(f"error: --ckpt_path {which}: no checkpoint found at {where}")
+    last = runs[-1] / "checkpoints" / "last.ckpt"
+    return last if which == "last" else best_checkpoint(last)
+
+
+def requeued_job() -> str | None:
+    """The SLURM job id, in an attempt after the first (after a requeue): its own run is the one to resume."""
+    restarts = int(os.environ.get("SLURM_RESTART_COUNT") or 0)
+    return os.environ.get("SLURM_JOB_ID") if restarts > 0 else None
+
+
+def find_checkpoint(config, reuse_run: bool) -> Path | None:
+    """Turn ``ckpt_path: last|best`` into the checkpoint file of the newest run that has one.
+
+    A requeued SLURM job fits on from its own newest run, whatever other jobs wrote since, or from scratch
+    if it had no checkpoint yet. With ``reuse_run`` (for ``fit``) the logger also continues that run where
+    it can (see ``runs.py``), so a resumed run extends the same curves and keeps writing checkpoints where
+    ``last`` finds them again. Returns the run folder it continues, if it does.
+    """
+    logger, root = config.trainer.logger, config.trainer.default_root_dir
+    job = requeued_job() if reuse_run else None
+    if job is not None and not job_runs(checkpointed_runs(logger, root), job):
+        rank_zero_info(f"SLURM job {job} was requeued before its first checkpoint: it starts from scratch")
+        config.ckpt_path = None
+        return None
+    checkpoint = resolve_checkpoint(config.ckpt_path, logger, root, job)
+    config.ckpt_path = str(checkpoint)
+    if reuse_run and continue_run(logger, checkpoint.parents[1]):
+        warnings.filterwarnings("ignore", "Checkpoint directory .* exists and is not empty")
+        return checkpoint.parents[1]
+    return None
+
+
+def claim_run(config, continued: Path | None) -> None:
+    """Lock the run folder this run writes, after claiming a new one where the logger numbers them.
+
+    MLflow and W&B name a new run after instantiation: ``SaveRunConfig`` locks theirs.
+    """
+    logger = config.trainer.logger
+    if continued is not None:
+        lock_run(continued)
+    elif getattr(logger, "class_path", None) and logger_kind(logger) in ("TensorBoardLogger", "CSVLogger"):
+        experiment = experiment_root(logger, config.trainer.default_root_dir)
+        version = logger.init_args.get("version")
+        if version is None:
+            version = logger.init_args.version = claim_version(experiment)
+            # The claimed folder holds run.lock, which CSVLogger would mistake for an older run's logs.
+            warnings.filterwarnings("ignore", "Experiment logs directory .* exists and is not empty")
+        lock_run(experiment / (version if isinstance(version, str) else f"version_{version}"))
+
+
+def discard_logs_after(global_step: int, logger_config) -> None:
+    """Make TensorBoard drop what the interrupted run logged after the checkpoint of ``global_step``.
+
+    A run killed mid-epoch has logged steps that the resumed run logs again. ``purge_step`` writes a
+    restart marker at the checkpoint's step: TensorBoard (and its EventAccumulator) then discards the older
+    events from that step on, so every step appears once.
+    """
+    if logger_config.class_path.endswith("TensorBoardLogger"):
+        logger_config.init_args.purge_step = global_step
