@@ -85,6 +85,7 @@ class Cluster:
         self.port = port
         self.env = {**os.environ, "SLURM_CONF": str(root / "slurm.conf")}
         self.processes: list[subprocess.Popen] = []
+        self.pending_since: dict[tuple[str, int], float] = {}  # (job, restarts) -> when seen requeued
 
     def start(self) -> None:
         install()
@@ -148,8 +149,17 @@ class Cluster:
         return Job(fields["JobState"], int(fields.get("Restarts", 0)), fields.get("ExitCode", ""))
 
     def release(self, job_id: str) -> None:
-        """Start a requeued job now rather than after SLURM's pause of about two minutes."""
-        self.command("scontrol", "update", f"JobId={job_id}", "StartTime=now", check=False)
+        """Start a requeued job now rather than after SLURM's pause of about two minutes.
+
+        Not within the second of the requeue: slurmd then still holds the previous attempt's revoked
+        credential and refuses the new one, and the job fails ("Job credential revoked").
+        """
+        job = self.job(job_id)
+        if job.state != "PENDING" or not job.restarts:
+            return
+        first_seen = self.pending_since.setdefault((job_id, job.restarts), time.monotonic())
+        if time.monotonic() - first_seen >= 2:
+            self.command("scontrol", "update", f"JobId={job_id}", "StartTime=now", check=False)
 
     def wait(self, job_id: str, states: tuple[str, ...], timeout: float = 300) -> Job:
         """Wait until the job is in one of ``states``, releasing it whenever it is requeued."""
@@ -158,8 +168,7 @@ class Cluster:
             job = self.job(job_id)
             if job.state in states:
                 return job
-            if job.state == "PENDING" and job.restarts:
-                self.release(job_id)
+            self.release(job_id)
             if time.monotonic() > deadline:
                 raise TimeoutError(f"job {job_id} still {job.state} after {timeout} s:\n{self.logs()}")
             time.sleep(0.5)

@@ -78,5 +78,6 @@ def test_package_is_named_after_the_project(rendered):
 def test_torch_floor_excludes_versions_whose_safe_loading_can_be_bypassed(rendered):
     # Before 2.6, torch.load(weights_only=True) could be made to run code (CVE-2025-32434).
     pyproject = tomllib.loads((rendered("default") / "pyproject.toml").read_text(encoding="utf-8"))
-    (torch,) = [Requirement(dep) for dep in pyproject["project"]["dependencies"] if dep.startswith("torch")]
+    requirements = [Requirement(dependency) for dependency in pyproject["project"]["dependencies"]]
+    (torch,) = [requirement for requirement in requirements if requirement.name == "torch"]
     assert not torch.specifier.contains("2.5.1") and torch.specifier.contains("2.6.0")

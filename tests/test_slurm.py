@@ -115,7 +115,13 @@ def listening_ranks(cluster: Cluster, job: str) -> int:
         except OSError:  # ended meanwhile
             continue
         caught = int(re.search(r"^SigCgt:\s*([0-9a-f]+)", status, re.M).group(1), 16)
-        if b"train.py" in command and caught >> (signal.SIGUSR1 - 1) & 1:
+        program, *args = command.decode(errors="replace").split("\0")
+        # Python itself, not srun (whose command line names train.py too, and which catches SIGUSR1).
+        if (
+            Path(program).name.startswith("python")
+            and "train.py" in args
+            and caught >> (signal.SIGUSR1 - 1) & 1
+        ):
             listening += 1
     return listening
 
@@ -182,9 +188,11 @@ def test_ten_signals_at_random_moments_each_requeue_and_the_job_completes(cluste
     delays = []
     for delivery in range(deliveries):
         # The previous attempt's processes are gone once the next one runs.
+        deadline = time.monotonic() + 120
         while (state := cluster.job(job).state) != "RUNNING" or listening_ranks(cluster, job) < 2:
-            if state == "PENDING":
-                cluster.release(job)
+            failure = f"delivery {delivery}: {state}, {output(project, job)}"
+            assert state in ("PENDING", "RUNNING", "COMPLETING") and time.monotonic() < deadline, failure
+            cluster.release(job)
             time.sleep(0.05)
         # Anywhere from the first instant both ranks listen (PyTorch still importing) well into training.
         time.sleep(rng.uniform(0, 12))

@@ -146,6 +146,7 @@ def test_a_nan_in_one_process_stops_every_process_at_that_step(tmp_path):
         "fit",
         "--config=configs/profiles/cpu_ddp.yaml",
         "--trainer.max_epochs=1",
+        f"--data.init_args.batch_size={batch_size_for(3, processes=2)}",  # so that step 2 is in epoch 0
         "--trainer.callbacks+=probes.NanAt",
         "--trainer.callbacks.init_args.step=2",
         log_dir=tmp_path,

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -173,3 +175,31 @@ def test_gpu_random_states_restore_on_fewer_gpus(monkeypatch):
     state["cuda"] = [torch.get_rng_state(), torch.get_rng_state()]
     RandomStateCheckpoint().load_state_dict(state)
     assert restored == [0]
+
+
+def test_a_slurm_job_stuck_after_the_requeue_signal_is_requeued_anyway(tmp_path):
+    """If the processes cannot stop on their own (one stuck in a collective, say), the watchdog requeues."""
+    scontrol = tmp_path / "scontrol"  # records how it was called, in place of SLURM's
+    scontrol.write_text(f'#!/bin/sh\necho "$@" > {tmp_path / "called"}\n', encoding="utf-8")
+    scontrol.chmod(0o755)
+    stuck = (
+        "import os, signal, time\n"
+        "from {{ cookiecutter.package_name }}.infra import signals\n"
+        "signals.REQUEUE_GRACE_S = 0.5\n"
+        "signals.catch_stop_signals()\n"
+        "os.kill(os.getpid(), signal.SIGUSR1)\n"
+        "time.sleep(60)  # never reaches a point where it could stop\n"
+    )
+    env = {
+        **os.environ,
+        "SLURM_JOB_ID": "123",
+        "SLURM_PROCID": "0",
+        "PATH": f"{tmp_path}:{os.environ['PATH']}",
+    }
+    result = subprocess.run(
+        [sys.executable, "-c", stuck], capture_output=True, text=True, timeout=30, cwd=PROJECT_ROOT, env=env
+    )
+    assert result.returncode == 128 + signal.SIGUSR1
+    assert "has not stopped: requeuing from the last checkpoint" in result.stderr
+    assert "time.sleep" in result.stderr or 'File "<string>", line 6' in result.stderr  # where it was stuck
+    assert (tmp_path / "called").read_text().split() == ["requeue", "123"]

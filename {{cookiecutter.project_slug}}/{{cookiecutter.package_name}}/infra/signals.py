@@ -7,14 +7,22 @@ No PyTorch here, so that this module loads in milliseconds. :mod:`.preemption` a
 
 from __future__ import annotations
 
+import faulthandler
+import os
 import signal
+import subprocess
+import sys
+import threading
 from types import FrameType
 
 # SLURM sends it before the time limit (``#SBATCH --signal=SIGUSR1@90``); absent on Windows.
 REQUEUE_SIGNAL = getattr(signal, "SIGUSR1", None)
 STOP_SIGNALS = tuple(s for s in (signal.SIGTERM, signal.SIGINT, REQUEUE_SIGNAL) if s is not None)
+# How long a SLURM job may take from the requeue signal to its requeue before the watchdog does it.
+REQUEUE_GRACE_S = 45.0
 
 received: list[int] = []  # the signals received so far, in order
+_watchdogs: list[threading.Timer] = []
 
 
 def record(signum: int, frame: FrameType | None) -> None:
@@ -22,6 +30,29 @@ def record(signum: int, frame: FrameType | None) -> None:
     if signum == signal.SIGINT and signal.SIGINT in received:
         raise KeyboardInterrupt  # Ctrl-C twice: stop now, without saving
     received.append(signum)
+    if signum == REQUEUE_SIGNAL and "SLURM_JOB_ID" in os.environ and not _watchdogs:
+        watchdog = threading.Timer(REQUEUE_GRACE_S, requeue_anyway, args=(signum,))
+        watchdog.daemon = True
+        watchdog.start()
+        _watchdogs.append(watchdog)
+
+
+def requeue_anyway(signum: int) -> None:
+    """The run has not stopped within the grace period of SLURM's requeue signal: some process is stuck.
+
+    Say where every thread is, requeue the job from the checkpoint saved last (rank 0 only), and leave
+    before the time limit kills the job for good.
+    """
+    print(
+        f"{signal.Signals(signum).name} received {REQUEUE_GRACE_S:.0f} s ago and this process has not"
+        " stopped: requeuing from the last checkpoint. Where each thread was:",
+        file=sys.stderr,
+        flush=True,
+    )
+    faulthandler.dump_traceback(all_threads=True)
+    if os.environ.get("SLURM_PROCID", "0") == "0":
+        subprocess.run(["scontrol", "requeue", os.environ["SLURM_JOB_ID"]], check=False)
+    os._exit(128 + signum)
 
 
 def catch_stop_signals() -> dict[int, object]:
@@ -37,3 +68,5 @@ def restore(previous: dict[int, object]) -> None:
     for signum, handler in previous.items():
         signal.signal(signum, signal.SIG_DFL if handler is None else handler)
     received.clear()
+    while _watchdogs:
+        _watchdogs.pop().cancel()
