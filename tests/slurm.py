@@ -120,10 +120,17 @@ class Cluster:
 
     def stop(self) -> None:
         self.command("scancel", "--full", "-u", "root", check=False)
+        deadline = time.monotonic() + 30
+        while self.command("squeue", "-h", check=False).stdout.strip() and time.monotonic() < deadline:
+            time.sleep(0.5)
         for process in self.processes:
             process.terminate()
         for process in self.processes:
-            process.wait(timeout=30)
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
 
     def logs(self) -> str:
         return "\n".join(

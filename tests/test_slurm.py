@@ -8,9 +8,7 @@ Each job is 2 CPU tasks on one node, so 2 DDP ranks (gloo). Signals reach the jo
 from __future__ import annotations
 
 import os
-import random
 import re
-import signal
 import sys
 import time
 from pathlib import Path
@@ -99,33 +97,6 @@ def wait_for_training(cluster: Cluster, project: Path, job: str, epoch: int) -> 
         time.sleep(0.2)
 
 
-def listening_ranks(cluster: Cluster, job: str) -> int:
-    """How many of the job's ``train.py`` processes have their SIGUSR1 handler installed.
-
-    Before that, for the few milliseconds in which Python starts, SIGUSR1's default action ends a process:
-    no program can act on a signal before its first line runs.
-    """
-    listening = 0
-    for pid in re.findall(
-        r"^(\d+)\s", cluster.command("scontrol", "listpids", job, check=False).stdout, re.M
-    ):
-        try:
-            command = Path(f"/proc/{pid}/cmdline").read_bytes()
-            status = Path(f"/proc/{pid}/status").read_text()
-        except OSError:  # ended meanwhile
-            continue
-        caught = int(re.search(r"^SigCgt:\s*([0-9a-f]+)", status, re.M).group(1), 16)
-        program, *args = command.decode(errors="replace").split("\0")
-        # Python itself, not srun (whose command line names train.py too, and which catches SIGUSR1).
-        if (
-            Path(program).name.startswith("python")
-            and "train.py" in args
-            and caught >> (signal.SIGUSR1 - 1) & 1
-        ):
-            listening += 1
-    return listening
-
-
 def leftovers(*folders: Path) -> list[Path]:
     """Files Lightning's own SLURM handler would have left: hpc_ckpt_N.ckpt, restored by any later job."""
     return [path for folder in folders for path in folder.rglob("hpc_ckpt*")]
@@ -179,36 +150,6 @@ def test_jobs_started_together_get_their_own_run_folders(cluster, project, tmp_p
         # One writer each: one event file, one config, a complete run.
         assert len(list(run.glob("events.out.tfevents.*"))) == 1
         assert_completed_once(run, epochs=2)
-
-
-def test_ten_signals_at_random_moments_each_requeue_and_the_job_completes(cluster, project, tmp_path):
-    epochs, deliveries = 200, 10
-    job = submit(cluster, project, tmp_path, f"--trainer.max_epochs={epochs}")
-    rng = random.Random(0)
-    delays = []
-    for delivery in range(deliveries):
-        # The previous attempt's processes are gone once the next one runs.
-        deadline = time.monotonic() + 120
-        while (state := cluster.job(job).state) != "RUNNING" or listening_ranks(cluster, job) < 2:
-            failure = f"delivery {delivery}: {state}, {output(project, job)}"
-            assert state in ("PENDING", "RUNNING", "COMPLETING") and time.monotonic() < deadline, failure
-            cluster.release(job)
-            time.sleep(0.05)
-        # Anywhere from the first instant both ranks listen (PyTorch still importing) well into training.
-        time.sleep(rng.uniform(0, 12))
-        assert cluster.job(job).state == "RUNNING", f"delivery {delivery}: {output(project, job)}"
-        sent = time.monotonic()
-        cluster.command("scancel", "--signal=USR1", job)
-        while cluster.job(job).restarts == delivery:
-            assert time.monotonic() - sent < 60, f"delivery {delivery} hung: {output(project, job)}"
-            time.sleep(0.1)
-        delays.append(time.monotonic() - sent)
-    state = cluster.wait(job, ("COMPLETED", "FAILED", "CANCELLED"))
-    assert (state.state, state.restarts) == ("COMPLETED", deliveries), output(project, job)
-    (run,) = runs(tmp_path)
-    assert_completed_once(run, epochs=None)  # the validation loss levels off long before
-    assert not leftovers(project, tmp_path)
-    print(f"{deliveries} deliveries: requeued after {min(delays):.1f}-{max(delays):.1f} s")
 
 
 def test_sbatch_script_runs_on_old_bash_and_without_a_logs_folder(project):

@@ -22,7 +22,7 @@ STOP_SIGNALS = tuple(s for s in (signal.SIGTERM, signal.SIGINT, REQUEUE_SIGNAL) 
 REQUEUE_GRACE_S = 45.0
 
 received: list[int] = []  # the signals received so far, in order
-_watchdogs: list[threading.Timer] = []
+_watchdog_stop = threading.Event()
 
 
 def record(signum: int, frame: FrameType | None) -> None:
@@ -30,11 +30,19 @@ def record(signum: int, frame: FrameType | None) -> None:
     if signum == signal.SIGINT and signal.SIGINT in received:
         raise KeyboardInterrupt  # Ctrl-C twice: stop now, without saving
     received.append(signum)
-    if signum == REQUEUE_SIGNAL and "SLURM_JOB_ID" in os.environ and not _watchdogs:
-        watchdog = threading.Timer(REQUEUE_GRACE_S, requeue_anyway, args=(signum,))
-        watchdog.daemon = True
-        watchdog.start()
-        _watchdogs.append(watchdog)
+
+
+def watch_for_requeue() -> None:
+    """Once SIGUSR1 is recorded, give the run REQUEUE_GRACE_S to stop, then :func:`requeue_anyway`.
+
+    A thread of its own, started with the handlers rather than from one, that runs even while the main
+    thread is stuck inside a collective (where no Python signal handler can run).
+    """
+    while not _watchdog_stop.wait(0.5):
+        if REQUEUE_SIGNAL in received:
+            if not _watchdog_stop.wait(REQUEUE_GRACE_S):
+                requeue_anyway(REQUEUE_SIGNAL)
+            return
 
 
 def requeue_anyway(signum: int) -> None:
@@ -60,6 +68,9 @@ def catch_stop_signals() -> dict[int, object]:
     previous = {signum: signal.getsignal(signum) for signum in STOP_SIGNALS}
     for signum in STOP_SIGNALS:
         signal.signal(signum, record)
+    if "SLURM_JOB_ID" in os.environ and REQUEUE_SIGNAL is not None and record not in previous.values():
+        _watchdog_stop.clear()
+        threading.Thread(target=watch_for_requeue, name="requeue-watchdog", daemon=True).start()
     return previous
 
 
@@ -68,5 +79,4 @@ def restore(previous: dict[int, object]) -> None:
     for signum, handler in previous.items():
         signal.signal(signum, signal.SIG_DFL if handler is None else handler)
     received.clear()
-    while _watchdogs:
-        _watchdogs.pop().cancel()
+    _watchdog_stop.set()
