@@ -31,6 +31,7 @@ TaskPlugin=task/none
 SelectType=select/cons_tres
 SelectTypeParameters=CR_Core
 JobRequeue=1
+FirstJobId={first_job_id}
 KillWait=10
 MinJobAge=600
 ReturnToService=2
@@ -79,10 +80,13 @@ class Job:
 class Cluster:
     """A one-node SLURM whose configuration and state live under ``root``."""
 
-    def __init__(self, root: Path, port: int = 16817) -> None:
-        # Each pytest-xdist worker runs a cluster of its own, on its own ports.
+    def __init__(self, root: Path, port: int = 16817, first_job_id: int = 1) -> None:
+        # Each pytest-xdist worker runs a cluster of its own, on its own ports and with its own job ids:
+        # Lightning derives the DDP port from the job id (15000 + its last 4 digits), so two clusters on
+        # one machine running job 4 at once would join each other's rendezvous.
         self.root = root
         self.port = port
+        self.first_job_id = first_job_id
         self.env = {**os.environ, "SLURM_CONF": str(root / "slurm.conf")}
         self.processes: list[subprocess.Popen] = []
         self.pending_since: dict[tuple[str, int], float] = {}  # (job, restarts) -> when seen requeued
@@ -99,6 +103,7 @@ class Cluster:
             memory=memory // 2,
             port=self.port,
             slurmd_port=self.port + 1,
+            first_job_id=self.first_job_id,
         )
         (self.root / "slurm.conf").write_text(conf, encoding="utf-8")
         if not Path("/etc/munge/munge.key").exists():

@@ -35,7 +35,9 @@ def cluster(tmp_path_factory: pytest.TempPathFactory, worker_id: str):
     if reason and not os.environ.get("REQUIRE_SLURM"):  # .ci/run sets it: there, no SLURM is a failure
         pytest.skip(reason)
     worker = int(worker_id.removeprefix("gw")) if worker_id.startswith("gw") else 0
-    cluster = Cluster(tmp_path_factory.mktemp("slurm"), port=16817 + 10 * worker)
+    cluster = Cluster(
+        tmp_path_factory.mktemp("slurm"), port=16817 + 10 * worker, first_job_id=1 + 1000 * worker
+    )
     # The jobs run the interpreter of these tests, which has the generated project's dependencies.
     cluster.env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{cluster.env['PATH']}"
     cluster.start()
