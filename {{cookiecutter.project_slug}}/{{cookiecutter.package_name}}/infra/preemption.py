@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
 import sys
 import threading
 from pathlib import Path
@@ -24,7 +23,7 @@ from pytorch_lightning.callbacks import Callback, ModelCheckpoint
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 from pytorch_lightning.utilities.rank_zero import rank_zero_info, rank_zero_only
 
-from .signals import REQUEUE_SIGNAL, catch_stop_signals, received
+from .signals import REQUEUE_SIGNAL, catch_stop_signals, received, requeue_job
 
 RESUME_HINT = "resume with: python train.py fit --ckpt_path last"
 STOP, REQUEUE = 1, 2  # what the ranks agree on, the larger wins
@@ -112,13 +111,9 @@ def signal_name() -> str:
 
 @rank_zero_only
 def requeue() -> None:
-    """Put this SLURM job back in the queue; its next attempt runs with ``--ckpt_path last``."""
-    job = os.environ["SLURM_JOB_ID"]
-    result = subprocess.run(["scontrol", "requeue", job], capture_output=True, text=True, check=False)
-    if result.returncode == 0:
-        rank_zero_info(f"requeued SLURM job {job}")
-    else:
-        print(f"error: scontrol requeue {job} failed: {result.stderr.strip()}", file=sys.stderr)
+    """Requeue this SLURM job, once, from rank 0."""
+    if requeue_job():
+        rank_zero_info(f"requeued SLURM job {os.environ['SLURM_JOB_ID']}")
 
 
 def exit_after_stop_signal() -> None:

@@ -59,8 +59,17 @@ def requeue_anyway(signum: int) -> None:
     )
     faulthandler.dump_traceback(all_threads=True)
     if os.environ.get("SLURM_PROCID", "0") == "0":
-        subprocess.run(["scontrol", "requeue", os.environ["SLURM_JOB_ID"]], check=False)
+        requeue_job()
     os._exit(128 + signum)
+
+
+def requeue_job() -> bool:
+    """Put this SLURM job back in the queue, to resume with ``--ckpt_path last``; whether that worked."""
+    job = os.environ["SLURM_JOB_ID"]
+    result = subprocess.run(["scontrol", "requeue", job], capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        print(f"error: scontrol requeue {job} failed: {result.stderr.strip()}", file=sys.stderr, flush=True)
+    return result.returncode == 0
 
 
 def catch_stop_signals() -> dict[int, object]:
