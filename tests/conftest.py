@@ -70,6 +70,7 @@ def python(*args: str) -> list[str]:
 LONGEST = [
     "test_make_it_yours.py",
     "whole_suite",
+    "test_ten_signals",
     "test_slurm.py",
     "readme_command",
     "quick_tests_pass",

@@ -8,7 +8,9 @@ Each job is 2 CPU tasks on one node, so 2 DDP ranks (gloo). Signals reach the jo
 from __future__ import annotations
 
 import os
+import random
 import re
+import signal
 import sys
 import time
 from pathlib import Path
@@ -104,6 +106,31 @@ def leftovers(*folders: Path) -> list[Path]:
     return [path for folder in folders for path in folder.rglob("hpc_ckpt*")]
 
 
+def listening_ranks(job: str) -> int:
+    """How many of the job's Python processes have their SIGUSR1 handler installed.
+
+    Before that, for the few milliseconds in which Python starts, SIGUSR1's default action ends a process:
+    no program can act on a signal before its first line runs. The processes are found through /proc (the
+    job id in their environment), since ``scontrol listpids`` misses tasks; srun, which catches SIGUSR1
+    too, is not Python.
+    """
+    listening = 0
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            environ = (proc / "environ").read_bytes().split(b"\0")
+            program = (proc / "cmdline").read_bytes().split(b"\0")[0].decode(errors="replace")
+            status = (proc / "status").read_text()
+        except OSError:  # ended meanwhile, or not ours to read
+            continue
+        if f"SLURM_JOB_ID={job}".encode() not in environ or not Path(program).name.startswith("python"):
+            continue
+        caught = int(re.search(r"^SigCgt:\s*([0-9a-f]+)", status, re.M).group(1), 16)
+        listening += caught >> (signal.SIGUSR1 - 1) & 1
+    return listening
+
+
 def test_ddp_job_trains_to_the_end(cluster, project, tmp_path):
     job = submit(cluster, project, tmp_path, "--trainer.max_epochs=3")
     state = cluster.wait(job, ("COMPLETED", "FAILED", "CANCELLED"))
@@ -161,3 +188,33 @@ def test_sbatch_script_runs_on_old_bash_and_without_a_logs_folder(project):
     assert "/" not in output_file
     # With `set -u`, bash < 4.4 (still on RHEL 7 clusters) fails on "${empty[@]}": no arrays at all.
     assert "[@]" not in script and "[*]" not in script
+
+
+def test_ten_signals_at_random_moments_each_requeue_and_the_job_completes(cluster, project, tmp_path):
+    epochs, deliveries = 200, 10
+    job = submit(cluster, project, tmp_path, f"--trainer.max_epochs={epochs}")
+    rng = random.Random(0)
+    delays = []
+    for delivery in range(deliveries):
+        # The previous attempt's processes are gone once the next one runs.
+        deadline = time.monotonic() + 120
+        while (state := cluster.job(job).state) != "RUNNING" or listening_ranks(job) < 2:
+            failure = f"delivery {delivery}: {state}, {output(project, job)}"
+            assert state in ("PENDING", "RUNNING", "COMPLETING") and time.monotonic() < deadline, failure
+            cluster.release(job)
+            time.sleep(0.05)
+        # Anywhere from the first instant both ranks listen (PyTorch still importing) well into training.
+        time.sleep(rng.uniform(0, 12))
+        assert cluster.job(job).state == "RUNNING", f"delivery {delivery}: {output(project, job)}"
+        sent = time.monotonic()
+        cluster.command("scancel", "--signal=USR1", job)
+        while cluster.job(job).restarts == delivery:
+            assert time.monotonic() - sent < 60, f"delivery {delivery} hung: {output(project, job)}"
+            time.sleep(0.1)
+        delays.append(time.monotonic() - sent)
+    state = cluster.wait(job, ("COMPLETED", "FAILED", "CANCELLED"))
+    assert (state.state, state.restarts) == ("COMPLETED", deliveries), output(project, job)
+    (run,) = runs(tmp_path)
+    assert_completed_once(run, epochs=None)  # early stopping ends it long before the last epoch
+    assert not leftovers(project, tmp_path)
+    print(f"{deliveries} deliveries: each requeued {min(delays):.1f}-{max(delays):.1f} s after its signal")
