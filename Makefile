@@ -18,7 +18,7 @@ $(VENV)/.installed: requirements-dev.txt
 	touch $@
 
 test: lint
-	$(PY) -m pytest -n 2 --maxschedchunk=1
+	$(PY) -m pytest -n 2 --maxschedchunk=1 --durations=25
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check hooks tests benchmarks local_extensions.py

@@ -13,6 +13,7 @@ import json
 import os
 import signal
 import time
+from collections import deque
 from typing import Any, BinaryIO
 
 import pytorch_lightning as pl
@@ -67,14 +68,16 @@ class KillDuringWrite(AtomicCheckpointIO):
     """Writes half of the ``save``-th checkpoint named ``name``, then kills the process with SIGKILL."""
 
     def __init__(self, name: str = "last.ckpt", save: int = 2) -> None:
+        super().__init__()
         self.name, self.save, self.saves = name, save, 0
+        self.queued: deque[str] = deque()  # names of the saves not written yet, in order
 
     def save_checkpoint(self, checkpoint: dict[str, Any], path: Any, storage_options: Any = None) -> None:
-        self.current = os.path.basename(path)
+        self.queued.append(os.path.basename(path))  # one writer thread writes them in this order
         super().save_checkpoint(checkpoint, path, storage_options)
 
     def write(self, checkpoint: dict[str, Any], file: BinaryIO) -> None:
-        if self.current == self.name:
+        if self.queued.popleft() == self.name:
             self.saves += 1
             if self.saves == self.save:
                 buffer = io.BytesIO()

@@ -79,8 +79,8 @@ def check_one_run_trained_by_two_processes(log_dir: Path) -> Path:
     return run_dir
 
 
-def test_ddp_on_cpu_reduces_validation_metrics_across_ranks(cli, tmp_path):
-    run_train("fit", *ONE_EPOCH, "--trainer.devices=2", log_dir=tmp_path / "ddp", env=SINGLE_THREAD)
+def test_torchrun_two_processes_train_one_run_with_metrics_of_the_whole_validation_set(cli, tmp_path):
+    finish(torchrun(["--nproc_per_node=2"], ["--trainer.devices=2"], log_dir=tmp_path / "ddp"))
     run_dir = check_one_run_trained_by_two_processes(tmp_path / "ddp")
     logged = read_scalars(run_dir)
     assert len(logged["val/acc"]) == 1
@@ -93,11 +93,6 @@ def test_ddp_on_cpu_reduces_validation_metrics_across_ranks(cli, tmp_path):
     # Accuracy counts are summed over ranks, so it is exact; the loss is a mean of per-rank means.
     assert logged["val/acc"][0][1] == pytest.approx(single["val/acc"][0][1], abs=1e-6)
     assert logged["val/loss"][0][1] == pytest.approx(single["val/loss"][0][1], rel=0.02)
-
-
-def test_torchrun_two_processes(tmp_path):
-    finish(torchrun(["--nproc_per_node=2"], ["--trainer.devices=2"], log_dir=tmp_path))
-    check_one_run_trained_by_two_processes(tmp_path)
 
 
 def test_torchrun_two_nodes_train_one_model(tmp_path):
