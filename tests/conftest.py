@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from cookiecutter.main import cookiecutter
+from slurm import Cluster, why_unavailable
 
 TEMPLATE = Path(__file__).resolve().parents[1]
 
@@ -48,6 +49,23 @@ def rendered(tmp_path_factory: pytest.TempPathFactory):
     return get
 
 
+# A real one-node SLURM (tests/slurm.py) for the cluster tests, one per module and xdist worker.
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory, worker_id: str):
+    reason = why_unavailable()
+    if reason and not os.environ.get("REQUIRE_SLURM"):  # .ci/run sets it: there, no SLURM is a failure
+        pytest.skip(reason)
+    worker = int(worker_id.removeprefix("gw")) if worker_id.startswith("gw") else 0
+    cluster = Cluster(
+        tmp_path_factory.mktemp("slurm"), port=16817 + 10 * worker, first_job_id=1 + 1000 * worker
+    )
+    # The jobs run the interpreter of these tests, which has the generated project's dependencies.
+    cluster.env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{cluster.env['PATH']}"
+    cluster.start()
+    yield cluster
+    cluster.stop()
+
+
 def run(command: list[str], cwd: Path, timeout: float = 600) -> subprocess.CompletedProcess:
     """Run a command in a generated project; fail the test with its output if it fails."""
     env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
@@ -72,6 +90,7 @@ LONGEST = [
     "whole_suite",
     "test_ten_signals",
     "test_slurm.py",
+    "test_slurm_sweep.py",
     "readme_command",
     "quick_tests_pass",
     "test_install.py",

@@ -25,8 +25,13 @@ def scalars(run_dir: Path, tag: str) -> list[tuple[int, float]]:
 
 
 def readme_commands(project: Path) -> list[str]:
-    """The ``python train.py ...`` lines of the generated README's bash blocks, in order."""
-    blocks = re.findall(r"```bash\n(.*?)```", (project / "README.md").read_text(encoding="utf-8"), re.S)
+    """The ``python train.py ...`` lines of the generated README's bash blocks, in order.
+
+    Those of "Search hyperparameters" follow a sweep: the generated tests/test_sweep.py runs that section.
+    """
+    readme = (project / "README.md").read_text(encoding="utf-8")
+    readme = re.sub(r"\n## Search hyperparameters\n.*?(?=\n## )", "", readme, flags=re.S)
+    blocks = re.findall(r"```bash\n(.*?)```", readme, re.S)
     return [
         line.strip() for block in blocks for line in block.splitlines() if line.startswith("python train.py")
     ]

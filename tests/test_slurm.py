@@ -7,18 +7,16 @@ Each job is 2 CPU tasks on one node, so 2 DDP ranks (gloo). Signals reach the jo
 
 from __future__ import annotations
 
-import os
 import random
 import re
 import signal
-import sys
 import time
 from pathlib import Path
 
 import pytest
 import torch
 from conftest import render
-from slurm import Cluster, why_unavailable
+from slurm import Cluster
 
 # 2 ranks, tiny epochs (4 training batches each), every step logged.
 TRAINING = (
@@ -29,22 +27,6 @@ TRAINING = (
 )
 CPU_JOB = ("--nodes=1", "--gpus-per-node=0", "--ntasks-per-node=2", "--cpus-per-task=1", "--mem=0")
 BATCHES = 4
-
-
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory, worker_id: str):
-    reason = why_unavailable()
-    if reason and not os.environ.get("REQUIRE_SLURM"):  # .ci/run sets it: there, no SLURM is a failure
-        pytest.skip(reason)
-    worker = int(worker_id.removeprefix("gw")) if worker_id.startswith("gw") else 0
-    cluster = Cluster(
-        tmp_path_factory.mktemp("slurm"), port=16817 + 10 * worker, first_job_id=1 + 1000 * worker
-    )
-    # The jobs run the interpreter of these tests, which has the generated project's dependencies.
-    cluster.env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{cluster.env['PATH']}"
-    cluster.start()
-    yield cluster
-    cluster.stop()
 
 
 @pytest.fixture(scope="module")

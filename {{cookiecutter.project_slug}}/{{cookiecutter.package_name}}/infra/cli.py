@@ -122,8 +122,13 @@ def with_default_subcommand(argv: list[str]) -> list[str]:
     return ["fit", *argv]
 
 
-def main(args: list[str] | None = None) -> None:
-    """Run the command line; without a subcommand, ``fit``."""
+def main(args: list[str] | None = None, callbacks: list[pl.Callback] | None = None) -> None:
+    """Run the command line; without a subcommand, ``fit``.
+
+    Args:
+        args: The options, instead of ``sys.argv``.
+        callbacks: Added to the configured ones: how ``sweep.py`` follows each trial.
+    """
     quiet_known_noise()
     # MLflow 3 refuses a local file store unless asked (no effect with other loggers or a tracking server).
     os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
@@ -147,6 +152,7 @@ def main(args: list[str] | None = None) -> None:
                 save_config_callback=SaveRunConfig,
                 save_config_kwargs={"overwrite": True},
                 auto_configure_optimizers=False,
+                trainer_defaults={"callbacks": callbacks or []},
             )
     except SIGTERMException:
         exit_after_stop_signal()

@@ -1,0 +1,235 @@
+"""``sweep.py``: trials are ordinary runs, the best config reproduces, the study survives kills and workers.
+
+Trials run in this process wherever a separate one proves nothing; kills and parallel workers need real
+processes. The metric, its direction and the search space come from ``configs/sweep.yaml``.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+import shlex
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import optuna
+import pytest
+import yaml
+from conftest import PROJECT_ROOT, TEST_ARGS, checkpointed_runs, run_in_process
+from metrics import read_scalars
+from optuna.storages import JournalStorage
+from optuna.storages.journal import JournalFileBackend
+from optuna.trial import TrialState
+
+from {{ cookiecutter.package_name }}.infra.sweep import main as sweep_main
+
+SWEEP = yaml.safe_load((PROJECT_ROOT / "configs" / "sweep.yaml").read_text(encoding="utf-8"))
+KEY = next(iter(SWEEP["params"]))  # a key of the search space
+# Tiny trials: a few batches, every step logged, one line per trial.
+TINY = (
+    "--trainer.max_epochs=2",
+    "--trainer.limit_train_batches=3",
+    "--trainer.limit_val_batches=2",
+    "--trainer.log_every_n_steps=1",
+)
+
+
+def sweep_args(log_dir: Path, *args: str) -> list[str]:
+    """``args`` with the stand-in data, runs under ``log_dir`` and tiny trials (the test's options win)."""
+    return [*TEST_ARGS, f"--trainer.logger.init_args.save_dir={log_dir}", *TINY, *args]
+
+
+def sweep_config(folder: Path, **changes: object) -> Path:
+    """configs/sweep.yaml with ``changes``, written into ``folder``."""
+    path = folder / "sweep.yaml"
+    path.write_text(yaml.safe_dump({**SWEEP, **changes}), encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def sweep(capfd: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch):
+    """``sweep(*args, log_dir=...)``: ``python sweep.py <args>`` in this process; (status, stdout, stderr)."""
+
+    def run(*args: str, log_dir: Path) -> tuple[int, str, str]:
+        monkeypatch.chdir(PROJECT_ROOT)
+        monkeypatch.setattr(sys, "argv", [str(PROJECT_ROOT / "sweep.py")])
+        environment = dict(os.environ)
+        capfd.readouterr()
+        try:
+            sweep_main(sweep_args(log_dir, *args))
+            status = 0
+        except SystemExit as exit:
+            status = exit.code if isinstance(exit.code, int) else 1
+            if isinstance(exit.code, str):
+                print(exit.code, file=sys.stderr)
+        finally:
+            os.environ.clear()
+            os.environ.update(environment)
+        out, err = capfd.readouterr()
+        return status, out, err
+
+    return run
+
+
+def study(log_dir: Path, name: str = SWEEP["name"]) -> optuna.Study:
+    storage = JournalStorage(JournalFileBackend(str(log_dir / f"{name}.journal")))
+    return optuna.load_study(study_name=name, storage=storage)
+
+
+def started(log_dir: Path) -> bool:
+    """Whether a worker has started a trial of the study in ``log_dir``."""
+    try:
+        return bool(study(log_dir).trials)
+    except KeyError:  # no study yet
+        return False
+
+
+def trial_lines(output: str) -> dict[int, str]:
+    """The one line of each finished trial, by trial number (a number printed twice fails)."""
+    lines = re.findall(r"^trial (\d+) (COMPLETE|PRUNED|FAIL) .*$", output, re.M)
+    numbers = [int(number) for number, _ in lines]
+    assert len(numbers) == len(set(numbers)), output
+    return {int(n): state for n, state in lines}
+
+
+def records(log_dir: Path) -> list[dict]:
+    """The trial.yaml of every trial's run folder."""
+    return [{**yaml.safe_load(path.read_text()), "run": path.parent} for path in log_dir.rglob("trial.yaml")]
+
+
+def best_value(scalars: dict, metric: str) -> float:
+    values = [value for _, value in scalars[metric]]
+    return max(values) if SWEEP["direction"] == "maximize" else min(values)
+
+
+def test_trials_are_runs_and_the_best_config_reproduces(sweep, cli, tmp_path):
+    status, out, err = sweep("--trials=6", log_dir=tmp_path)
+    assert status == 0, err
+    lines = trial_lines(out)
+    assert sorted(lines) == list(range(6)) and "Warning" not in err, out + err
+    finished = records(tmp_path)
+    assert len(finished) == 6 and len({record["run"] for record in finished}) == 6
+    # Runs of one experiment, so that the logger's views show the trials side by side.
+    assert len({record["run"].parent for record in finished}) == 1
+    for record in finished:
+        assert (record["run"] / "config.yaml").is_file() and set(record["params"]) == set(SWEEP["params"])
+    best = study(tmp_path).best_trial
+    assert f"\n{best.number} " in out  # the table of the best trials
+    run = Path(best.user_attrs["run"])
+    assert math.isclose(best_value(read_scalars(run), SWEEP["metric"]), best.value, rel_tol=1e-6)
+
+    # An ordinary run: its checkpoints evaluate with train.py, and the best config trains it again.
+    (checkpoint,) = (run / "checkpoints").glob("best-*.ckpt")
+    cli("test", f"--ckpt_path={checkpoint}", *TINY[1:], log_dir=tmp_path / "test")
+    config = tmp_path / f"{SWEEP['name']}-best.yaml"
+    again = tmp_path / "again"
+    options = [f"--config={config}", f"--trainer.logger.init_args.save_dir={again}"]
+    assert run_in_process(["fit", *options, "--trainer.enable_progress_bar=false"]) == 0
+    (again,) = checkpointed_runs(again)
+    assert math.isclose(best_value(read_scalars(again), SWEEP["metric"]), best.value, rel_tol=1e-6)
+
+
+def test_an_aggressive_pruner_prunes_and_the_pruned_trial_keeps_its_run(sweep, tmp_path):
+    bound = {"lower": math.inf} if SWEEP["direction"] == "maximize" else {"upper": -math.inf}
+    pruner = {"class_path": "optuna.pruners.ThresholdPruner", "init_args": bound}
+    config = sweep_config(tmp_path, pruner=pruner)
+    status, out, err = sweep(f"--sweep={config}", "--trials=2", log_dir=tmp_path)
+    assert status == 0, err
+    assert set(trial_lines(out).values()) == {"PRUNED"}, out
+    for record in records(tmp_path):
+        assert record["state"] == "PRUNED" and "pruned after epoch 0" in record["stopped"]
+        assert (record["run"] / "checkpoints" / "last.ckpt").is_file()
+
+
+@pytest.mark.parametrize(
+    ("change", "error"),
+    [
+        ({"params": {"model.no_such_key": {"low": 0.1, "high": 0.2}}}, "model.no_such_key: not a key"),
+        ({"params": {KEY: {"low": 0.1, "high": 0.1}}}, f"{KEY}: empty range"),
+        ({"params": {KEY: {"choices": []}}}, f"{KEY}: choices is empty"),
+        ({"metric": "val/no_such_metric"}, "metric val/no_such_metric is never logged"),
+    ],
+    ids=["unknown key", "empty range", "no choices", "metric never logged"],
+)
+def test_bad_input_is_one_line(sweep, tmp_path, change, error):
+    status, out, err = sweep(f"--sweep={sweep_config(tmp_path, **change)}", "--trials=1", log_dir=tmp_path)
+    assert status == 1
+    assert err.strip().splitlines()[-1].startswith("error: ") and error in err, err
+    assert not records(tmp_path)
+
+
+def start_sweep(log_dir: Path, *args: str) -> subprocess.Popen:
+    command = [sys.executable, str(PROJECT_ROOT / "sweep.py"), *sweep_args(log_dir, *args)]
+    return subprocess.Popen(
+        command, cwd=PROJECT_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+
+
+def assert_six_trials_each_once(log_dir: Path) -> None:
+    trials = study(log_dir).get_trials()
+    done = [trial for trial in trials if trial.state in (TrialState.COMPLETE, TrialState.PRUNED)]
+    assert len(done) == 6 and not [trial for trial in trials if trial.state == TrialState.RUNNING]
+    finished = {record["trial"]: record for record in records(log_dir)}
+    assert sorted(finished) == sorted(trial.number for trial in done)
+
+
+# The sweeps continued or run alongside are in this process: a process of their own would prove nothing more.
+@pytest.mark.slow
+def test_a_sweep_killed_mid_trial_continues_to_the_requested_count(sweep, tmp_path):
+    worker = start_sweep(tmp_path, "--trials=6", "--trainer.max_epochs=3")
+    deadline = time.monotonic() + 120
+    # Two trials done and a third one past its first epoch: killed in the middle of a trial.
+    while len(records(tmp_path)) < 2 or len(checkpointed_runs(tmp_path)) < 3:
+        assert worker.poll() is None and time.monotonic() < deadline, worker.communicate()
+        time.sleep(0.05)
+    worker.send_signal(signal.SIGKILL)
+    first, _ = worker.communicate()
+    status, second, err = sweep("--trials=6", "--trainer.max_epochs=3", log_dir=tmp_path)
+    assert status == 0, err
+    interrupted = re.findall(r"^trial (\d+) was interrupted: running it again$", second, re.M)
+    assert len(interrupted) == 1, second
+    assert not set(trial_lines(first)) & set(trial_lines(second))
+    assert_six_trials_each_once(tmp_path)
+    trials = study(tmp_path).trials
+    rerun = [trial for trial in trials if trial.user_attrs.get("rerun_of") == int(interrupted[0])]
+    assert len(rerun) == 1 and rerun[0].params == trials[int(interrupted[0])].params
+
+
+@pytest.mark.slow
+def test_two_workers_share_one_study(sweep, tmp_path):
+    other = start_sweep(tmp_path, "--trials=6")
+    deadline = time.monotonic() + 120
+    while not started(tmp_path):
+        assert other.poll() is None and time.monotonic() < deadline, other.communicate()
+        time.sleep(0.05)  # the other worker runs its first trial: this one starts with the second
+    status, out, err = sweep("--trials=6", log_dir=tmp_path)
+    others_out, others_err = other.communicate(timeout=300)
+    assert (status, other.returncode) == (0, 0), err + others_err
+    numbers = [set(trial_lines(out)), set(trial_lines(others_out))]
+    assert numbers[0] and numbers[1] and not numbers[0] & numbers[1], out + others_out
+    assert_six_trials_each_once(tmp_path)
+
+
+def readme_commands() -> list[str]:
+    """The commands of the README's "Search hyperparameters" section."""
+    readme = (PROJECT_ROOT / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## Search hyperparameters", 1)[1].split("\n## ", 1)[0]
+    blocks = re.findall(r"```bash\n(.*?)```", section, re.S)
+    return [line.split("  #")[0].strip() for block in blocks for line in block.splitlines() if line.strip()]
+
+
+def test_the_readme_commands_run(sweep, cli, tmp_path):
+    commands = readme_commands()
+    assert any(command.startswith("python sweep.py") for command in commands)
+    for command in commands:
+        words = [word.replace("logs/", f"{tmp_path}/") for word in shlex.split(command)]
+        if words[:2] == ["python", "sweep.py"] and "&" not in words:
+            status, _, err = sweep(*words[2:], "--trials=2", log_dir=tmp_path)
+            assert status == 0, f"{command}: {err}"
+        elif words[:2] == ["python", "train.py"]:
+            args = words[2:] if words[2:3] and not words[2].startswith("-") else ["fit", *words[2:]]
+            cli(*args, *TINY, log_dir=tmp_path / "train")

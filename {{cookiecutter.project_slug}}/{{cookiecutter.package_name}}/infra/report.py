@@ -1,0 +1,103 @@
+"""What ``sweep.py`` tells: a line and a ``trial.yaml`` per trial, the best trials, the best config."""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+import optuna
+import yaml
+from optuna.trial import FrozenTrial, TrialState
+
+TOP = 5  # trials in the closing table
+
+
+def format_values(values: dict[str, Any]) -> str:
+    """``key=value`` pairs, numbers with four significant digits."""
+    return " ".join(
+        f"{key}={value:.4g}" if isinstance(value, float) else f"{key}={value}"
+        for key, value in values.items()
+    )
+
+
+def trial_record(trial: optuna.Trial, state: str, value: float | None, values: dict, why: str) -> dict:
+    """What a finished trial is: study, number, state, value, parameters, and why it stopped."""
+    return {
+        "study": trial.study.study_name,
+        "trial": trial.number,
+        "state": state,
+        "value": None if value is None or math.isnan(value) else value,
+        "params": values,
+        "stopped": why,
+    }
+
+
+def report_trial(record: dict, metric: str, run: Path | None, seconds: float) -> None:
+    """Write ``record`` as ``trial.yaml`` in the trial's run folder, and print it as one line."""
+    if run is not None:
+        (run / "trial.yaml").write_text(yaml.safe_dump(record, sort_keys=False), encoding="utf-8")
+    value = "-" if record["value"] is None else f"{record['value']:.4f}"
+    why = "" if record["state"] == "COMPLETE" else f"  ({record['stopped']})"
+    line = f"trial {record['trial']} {record['state']} {metric} {value}  {format_values(record['params'])}"
+    print(f"{line}  {seconds:.1f} s  {run}{why}", flush=True)
+
+
+def ranked(study: optuna.Study) -> list[FrozenTrial]:
+    """The completed trials, best first."""
+    complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    maximize = study.direction == optuna.study.StudyDirection.MAXIMIZE
+    return sorted(complete, key=lambda trial: trial.value, reverse=maximize)
+
+
+def print_summary(study: optuna.Study, metric: str, target: int) -> None:
+    """How many trials ended how, and a table of the best ones."""
+    states = [trial.state for trial in study.get_trials(deepcopy=False)]
+    counts = ", ".join(
+        f"{states.count(state)} {state.name.lower()}" for state in TrialState if states.count(state)
+    )
+    print(f"\nstudy {study.study_name}: {counts} ({target} wanted)")
+    best = ranked(study)[:TOP]
+    if not best:
+        return
+    keys = list(best[0].params)
+    rows = [["trial", metric, *keys, "run"]]
+    rows += [
+        [
+            str(t.number),
+            f"{t.value:.4f}",
+            *(format_values({k: t.params[k]}).split("=", 1)[1] for k in keys),
+            t.user_attrs.get("run", ""),
+        ]
+        for t in best
+    ]
+    widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]))]
+    for row in rows:
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
+
+
+def write_best_config(
+    study: optuna.Study, path: Path, base_logger: dict[str, Any], naming: tuple[str, str]
+) -> Path | None:
+    """The best trial's resolved config.yaml, as a file ``python train.py --config`` reproduces it with.
+
+    Its logger gets back the configured experiment and run names, so that the reproduction is a new run
+    of the project's experiment rather than a second writer of the trial's run folder. None without a
+    completed trial.
+    """
+    best = ranked(study)
+    if not best:
+        return None
+    config = yaml.safe_load((Path(best[0].user_attrs["run"]) / "config.yaml").read_text(encoding="utf-8"))
+    arguments = config["trainer"]["logger"]["init_args"]
+    for key in naming:
+        arguments[key] = base_logger.get(key)
+    # Written beside and renamed over, so that a worker finishing at the same time never reads half a file.
+    partial = path.with_suffix(f".{os.getpid()}.tmp")
+    partial.write_text(
+        f"# trial {best[0].number} of study {study.study_name}\n" + yaml.safe_dump(config, sort_keys=False),
+        encoding="utf-8",
+    )
+    partial.replace(path)
+    return path

@@ -1,0 +1,190 @@
+"""``python sweep.py``: an Optuna search over any config keys, resumable, parallel and pruned.
+
+Each trial is an ordinary ``train.py fit`` run, in this process (no new process and imports per trial),
+with the sampled values as options and a run folder of its own, run ``trial_N`` of the experiment named
+after the sweep. The study is one journal file in the logs folder (``study.py``): the same command again,
+after a kill or in several processes at once, continues it up to the requested number of trials.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import logging
+import os
+import sys
+import time
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import optuna
+import yaml
+from optuna.trial import TrialState
+
+from . import cli, preemption
+from .pruning import ReportToTrial
+from .report import print_summary, report_trial, trial_record, write_best_config
+from .search_space import as_options, check_keys, fail, make_pruner, read_sweep, suggest
+from .signals import received
+from .study import ERROR, Study, counted
+
+# Options every trial starts with, before sweep.yaml's ``args`` and the command line's: one device per
+# trial (run a worker per GPU), and little output, so that the one line per trial stands out.
+TRIAL_DEFAULTS = ["--trainer.devices=1", "--trainer.enable_progress_bar=false"]
+TRIAL_DEFAULTS += ["--trainer.enable_model_summary=false"]
+STOPPED_HINT = "continue the sweep with the same command (the interrupted trial runs again)"
+# The logger options naming the experiment and the run: each trial is run trial_N of the experiment
+# named after the sweep, so that its curves show next to the other trials'.
+NAMING = {
+    "TensorBoardLogger": ("name", "version"),
+    "CSVLogger": ("name", "version"),
+    "MLFlowLogger": ("experiment_name", "run_name"),
+    "WandbLogger": ("project", "name"),
+}
+
+
+def parse(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
+    """The sweep's own options, and the rest: train.py options for every trial."""
+    parser = argparse.ArgumentParser(
+        prog="sweep.py", allow_abbrev=False, epilog="Any other option is a train.py option for every trial."
+    )
+    parser.add_argument("--sweep", type=Path, default=cli.default_config().parent / "sweep.yaml")
+    parser.add_argument("--trials", type=int, help="trials in all, over every worker (default: sweep.yaml)")
+    parser.add_argument("--name", help="the study, and the experiment of its runs (default: sweep.yaml)")
+    return parser.parse_known_args(argv)
+
+
+def resolved_config(train_args: list[str]) -> dict[str, Any]:
+    """The configuration train.py runs with ``train_args``, or its one-line error and exit."""
+    printed = io.StringIO()
+    try:
+        with contextlib.redirect_stdout(printed):
+            cli.main(["fit", *train_args, "--print_config"])
+    except SystemExit as exit:
+        if exit.code not in (0, None):
+            raise
+    return yaml.safe_load(printed.getvalue())
+
+
+@contextlib.contextmanager
+def sweeping() -> Iterator[None]:
+    """While trials run: quiet, and a stop signal's hint is about continuing the sweep.
+
+    Lightning's and Optuna's messages for every trial would bury its one line.
+    """
+    loggers = [logging.getLogger(name) for name in ("pytorch_lightning", "lightning_fabric")]
+    levels, verbosity = [logger.level for logger in loggers], optuna.logging.get_verbosity()
+    # The trials' options are passed as args: LightningCLI warns when sys.argv holds some too.
+    argv, sys.argv = sys.argv, sys.argv[:1]
+    # What a trial stopped by a signal says on its way out: how to continue the sweep, not the run.
+    hint, preemption.RESUME_HINT = preemption.RESUME_HINT, STOPPED_HINT
+    for logger in loggers:
+        logger.setLevel(logging.WARNING)
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            # A trial's run folder is named in advance: it holds run.lock when CSVLogger looks into it.
+            warnings.filterwarnings("ignore", "Experiment logs directory .* exists and is not empty")
+            yield
+    finally:
+        sys.argv, preemption.RESUME_HINT = argv, hint
+        optuna.logging.set_verbosity(verbosity)
+        for logger, level in zip(loggers, levels, strict=True):
+            logger.setLevel(level)
+
+
+def run_trial(
+    study: Study, trial: optuna.Trial, sweep: dict, train_args: list[str], naming: list[str]
+) -> None:
+    """Run one trial to its end, tell the study how it ended, and print one line saying so."""
+    values = suggest(trial, sweep["params"])
+    reporter = ReportToTrial(trial, sweep["metric"], sweep["direction"] == "maximize")
+    # Loggers set variables (MLflow its run id) that the next trial must not inherit.
+    environment = dict(os.environ)
+    started = time.monotonic()
+    try:
+        cli.main(["fit", *train_args, *as_options(values), *naming], callbacks=[reporter])
+    except SystemExit as exit:
+        if not isinstance(exit.__context__, FloatingPointError):  # not the parameters' fault: stop the sweep
+            study.study.tell(trial, state=TrialState.FAIL)
+            if isinstance(exit.code, int) and exit.code >= 128:  # a stop signal: the next command reruns it
+                study.requeue(trial)
+            raise
+        trial.set_user_attr(ERROR, str(exit.code))  # diverged: a result of its parameters, counted
+    finally:
+        os.environ.clear()
+        os.environ.update(environment)
+        if "wandb" in sys.modules and sys.modules["wandb"].run is not None:
+            sys.modules["wandb"].finish()  # the next trial must be a W&B run of its own
+    if reporter.missing is not None:
+        study.study.tell(trial, state=TrialState.FAIL)
+        fail(f"metric {sweep['metric']} is never logged; the runs log {', '.join(reporter.missing)}")
+    trial.set_user_attr("run", str(reporter.run))
+    if reporter.pruned_at is not None:
+        state = TrialState.PRUNED
+        why = f"pruned after epoch {reporter.pruned_at} by {type(study.study.pruner).__name__}"
+        study.study.tell(trial, state=state)
+    elif ERROR in trial.user_attrs or reporter.best is None or reporter.best != reporter.best:  # NaN
+        state, why = TrialState.FAIL, trial.user_attrs.get(ERROR, f"{sweep['metric']} was not finite")
+        trial.set_user_attr(ERROR, why)
+        study.study.tell(trial, state=state)
+    else:
+        state, why = TrialState.COMPLETE, "completed"
+        study.study.tell(trial, reporter.best)
+    record = trial_record(trial, state.name, reporter.best, values, why)
+    report_trial(record, sweep["metric"], reporter.run, time.monotonic() - started)
+
+
+def run_study(study: Study, sweep: dict, target: int, train_args: list[str], naming: tuple[str, ...]) -> None:
+    """Run trials until the study has ``target``; ``naming``: the study, and the logger options to set."""
+    name, experiment, run = naming
+    while not received:
+        trial, interrupted = study.next_trial(target)
+        for number in interrupted:
+            print(f"trial {number} was interrupted: running it again", flush=True)
+        if trial is None:
+            return
+        options = [f"--trainer.logger.init_args.{experiment}={name}"]
+        options += [f"--trainer.logger.init_args.{run}=trial_{trial.number}"]
+        run_trial(study, trial, sweep, train_args, options)
+    sys.exit(f"sweep stopped by a signal: {STOPPED_HINT}")
+
+
+def check_trial_settings(trainer: dict[str, Any]) -> tuple[dict[str, Any], str, Path]:
+    """The resolved logger config, its kind and the logs folder; one line if trials cannot run like this."""
+    logger = trainer.get("logger") or fail("sweep.py needs a logger: each trial is a run of its own")
+    kind = logger["class_path"].rsplit(".", 1)[-1]
+    if kind not in NAMING:
+        fail(f"sweep.py does not know how {kind} names its runs (it knows {', '.join(NAMING)})")
+    devices = trainer["devices"]
+    one = len(devices) == 1 if isinstance(devices, list) else str(devices) == "1"
+    if not one or trainer["num_nodes"] != 1:  # DDP would start this sweep again in every process
+        fail("sweep.py trains each trial on one device: run a worker per GPU instead")
+    return logger, kind, Path(logger["init_args"].get("save_dir") or trainer.get("default_root_dir") or ".")
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run trials until the study has the requested number, print the best ones, write the best config."""
+    options, extra = parse(sys.argv[1:] if argv is None else argv)
+    sweep = read_sweep(options.sweep)
+    name = options.name or sweep["name"]
+    target = sweep["trials"] if options.trials is None else options.trials
+    train_args = [*TRIAL_DEFAULTS, *sweep.get("args", []), *extra]
+    with sweeping():
+        base = resolved_config(train_args)  # checks every option before the first trial
+        check_keys(sweep["params"], base)
+        logger, kind, logs = check_trial_settings(base["trainer"])
+        journal = logs / f"{name}.journal"
+        with Study(journal, sweep["direction"], sweep["seed"], make_pruner(sweep.get("pruner"))) as study:
+            done = sum(trial.state.is_finished() and counted(trial) for trial in study.study.trials)
+            print(f"study {name} in {journal}: {done} of {target} trials done")
+            run_study(study, sweep, target, train_args, (name, *NAMING[kind]))
+            print_summary(study.study, sweep["metric"], target)
+            best = write_best_config(
+                study.study, logs / f"{name}-best.yaml", logger["init_args"], NAMING[kind]
+            )
+    if best:
+        print(f"best config: {best}  (python train.py --config {best})")
