@@ -11,15 +11,14 @@ import optuna
 import yaml
 from optuna.trial import FrozenTrial, TrialState
 
+from .output import format_value
+
 TOP = 5  # trials in the closing table
 
 
 def format_values(values: dict[str, Any]) -> str:
     """``key=value`` pairs, numbers with four significant digits."""
-    return " ".join(
-        f"{key}={value:.4g}" if isinstance(value, float) else f"{key}={value}"
-        for key, value in values.items()
-    )
+    return " ".join(f"{key}={format_value(value)}" for key, value in values.items())
 
 
 def trial_record(trial: optuna.Trial, state: str, value: float | None, values: dict, why: str) -> dict:
@@ -67,7 +66,7 @@ def print_summary(study: optuna.Study, metric: str, target: int) -> None:
         [
             str(t.number),
             f"{t.value:.4f}",
-            *(format_values({k: t.params[k]}).split("=", 1)[1] for k in keys),
+            *(format_value(t.params[k]) for k in keys),
             t.user_attrs.get("run", ""),
         ]
         for t in best
