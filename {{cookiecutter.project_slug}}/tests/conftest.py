@@ -4,7 +4,7 @@ Nothing here knows which data or network the project has: sizes, class names and
 DataModule named in ``configs/config.yaml``, on the small stand-in data its ``stand_in`` hook writes.
 ``train.py`` runs in this process (``cli``) wherever a separate one proves nothing: each new process pays
 the import of torch and Lightning again, several seconds. Signals, kills and several processes need one
-(``run_train``).
+(``run_train``), forked by ``processes.py`` from a process that has paid that import once.
 """
 
 from __future__ import annotations
@@ -13,11 +13,11 @@ import importlib
 import json
 import logging
 import os
-import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+import processes
 import pytest
 import torch
 import yaml
@@ -31,6 +31,14 @@ CONFIG = yaml.safe_load((PROJECT_ROOT / "configs" / "config.yaml").read_text(enc
 TEST_ARGS: list[str] = []
 # The init arguments that point the DataModule at the stand-in data.
 STAND_IN: dict[str, object] = {}
+
+# Under pytest-xdist, each worker's torch gets its share of the cores: torch's threads spin while they wait
+# for work, so workers that each use every core run several times slower than one. The processes the
+# tests start inherit it.
+WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+if WORKERS > 1 and "OMP_NUM_THREADS" not in os.environ:
+    os.environ["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // WORKERS))
+    torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
 
 
 def data_class() -> type:
@@ -153,19 +161,16 @@ def cli(capfd: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch):
 
 def run_train(
     *args: str, log_dir: Path, check: bool = True, env: dict[str, str] | None = None, timeout: float = 300
-) -> subprocess.CompletedProcess:
-    """Run ``python train.py <args>`` in a new process, with logs and checkpoints under ``log_dir``.
+) -> Result:
+    """Run ``python train.py <args>`` as a process of its own, with logs and checkpoints under ``log_dir``.
 
     With ``check`` (the default) the run must succeed; without, the caller inspects the failure. ``env``
     adds environment variables.
     """
-    command = [sys.executable, str(PROJECT_ROOT / "train.py"), *command_line(args, log_dir)]
-    environment = {**os.environ, **(env or {})}
-    result = subprocess.run(
-        command, capture_output=True, text=True, timeout=timeout, cwd=PROJECT_ROOT, env=environment
-    )
+    process = processes.start(PROJECT_ROOT / "train.py", command_line(args, log_dir), PROJECT_ROOT, env)
+    result = Result(process.wait(timeout), *process.communicate())
     if check:
-        assert result.returncode == 0, f"{' '.join(command)} failed:\n{result.stdout}\n{result.stderr}"
+        assert result.returncode == 0, f"train.py {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}"
     return result
 
 

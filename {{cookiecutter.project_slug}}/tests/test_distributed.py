@@ -1,4 +1,4 @@
-"""Several processes training one model on the CPU (gloo): Lightning's own launcher, torchrun, two "nodes".
+"""Several processes training one model on the CPU (gloo): Lightning's launcher, and torchrun as two "nodes".
 
 Each test checks what a user relies on: one run folder, one set of checkpoints, and metrics that cover
 the whole validation set rather than one process's share.
@@ -46,14 +46,23 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def torchrun(launcher: list[str], extra: list[str], log_dir: Path) -> subprocess.Popen:
-    """Start ``torchrun <launcher> train.py fit <extra>`` with logs under ``log_dir``."""
-    command = [sys.executable, "-m", "torch.distributed.run", *launcher, str(PROJECT_ROOT / "train.py")]
-    command += command_line(("fit", *ONE_EPOCH, *extra), log_dir)
+def multinode_script(node_rank: int, port: int, log_dir: Path) -> subprocess.Popen:
+    """Start ``scripts/torchrun_multinode.sh`` (the README's) as node ``node_rank`` of two, one CPU each."""
+    env = {
+        **os.environ,
+        **SINGLE_THREAD,
+        "NNODES": "2",
+        "NODE_RANK": str(node_rank),
+        "MASTER_ADDR": "127.0.0.1",
+        "MASTER_PORT": str(port),
+        "GPUS_PER_NODE": "1",
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",  # its torchrun
+    }
+    # The test's options come after the script's own: the subcommand is the script's.
+    options = command_line(("fit", *ONE_EPOCH), log_dir)[1:]
     return subprocess.Popen(
-        command,
-        cwd=PROJECT_ROOT,
-        env={**os.environ, **SINGLE_THREAD},
+        ["bash", str(PROJECT_ROOT / "scripts" / "torchrun_multinode.sh"), *options],
+        env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -79,8 +88,11 @@ def check_one_run_trained_by_two_processes(log_dir: Path) -> Path:
     return run_dir
 
 
-def test_torchrun_two_processes_train_one_run_with_metrics_of_the_whole_validation_set(cli, tmp_path):
-    finish(torchrun(["--nproc_per_node=2"], ["--trainer.devices=2"], log_dir=tmp_path / "ddp"))
+def test_the_multinode_script_trains_one_run_with_metrics_of_the_whole_validation_set(cli, tmp_path):
+    port = free_port()
+    nodes = [multinode_script(rank, port, tmp_path / "ddp") for rank in (0, 1)]
+    outputs = [finish(node) for node in nodes]
+    assert "GLOBAL_RANK: 1, MEMBER: 2/2" in outputs[1]
     run_dir = check_one_run_trained_by_two_processes(tmp_path / "ddp")
     logged = read_scalars(run_dir)
     assert len(logged["val/acc"]) == 1
@@ -93,24 +105,6 @@ def test_torchrun_two_processes_train_one_run_with_metrics_of_the_whole_validati
     # Accuracy counts are summed over ranks, so it is exact; the loss is a mean of per-rank means.
     assert logged["val/acc"][0][1] == pytest.approx(single["val/acc"][0][1], abs=1e-6)
     assert logged["val/loss"][0][1] == pytest.approx(single["val/loss"][0][1], rel=0.02)
-
-
-def test_torchrun_two_nodes_train_one_model(tmp_path):
-    rendezvous = [
-        "--nnodes=2",
-        "--nproc_per_node=1",
-        "--master_addr=127.0.0.1",
-        f"--master_port={free_port()}",
-    ]
-    nodes = [
-        torchrun(
-            [*rendezvous, f"--node_rank={rank}"], ["--trainer.devices=1", "--trainer.num_nodes=2"], tmp_path
-        )
-        for rank in (0, 1)
-    ]
-    outputs = [finish(node) for node in nodes]
-    assert "GLOBAL_RANK: 1, MEMBER: 2/2" in outputs[1]
-    check_one_run_trained_by_two_processes(tmp_path)
 
 
 def test_sigterm_to_rank_zero_stops_every_rank_with_a_checkpoint(tmp_path):

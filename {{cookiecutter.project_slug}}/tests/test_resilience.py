@@ -182,6 +182,7 @@ def test_gpu_random_states_restore_on_fewer_gpus(monkeypatch):
     assert restored == [0]
 
 
+@pytest.mark.slow
 def test_a_slurm_job_stuck_after_the_requeue_signal_is_requeued_anyway(tmp_path):
     """If the processes cannot stop on their own (one stuck in a collective, say), the watchdog requeues."""
     scontrol = tmp_path / "scontrol"  # records how it was called, in place of SLURM's

@@ -57,6 +57,7 @@ def holder():
         process.wait()
 
 
+@pytest.mark.slow
 def test_a_run_being_written_is_not_resumed_by_a_second_process(cli, holder, tmp_path):
     cli("fit", "--trainer.max_epochs=1", *SHORT, log_dir=tmp_path)
     (run,) = checkpointed_runs(tmp_path)
@@ -94,6 +95,7 @@ def job_of(run: Path) -> str:
 
 
 # Lightning's advice to use srun, given inside SLURM jobs: these only pretend to be one.
+@pytest.mark.slow
 @pytest.mark.filterwarnings("ignore:The `srun` command is available")
 def test_a_requeued_slurm_job_resumes_its_own_run_not_the_newest(cli, tmp_path, monkeypatch):
     for job in ("101", "202"):  # job 202 starts later: its run is the project's newest

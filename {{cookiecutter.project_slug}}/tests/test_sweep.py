@@ -11,12 +11,12 @@ import os
 import re
 import shlex
 import signal
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 import optuna
+import processes
 import pytest
 import yaml
 from conftest import PROJECT_ROOT, TEST_ARGS, checkpointed_runs, run_in_process
@@ -106,6 +106,7 @@ def best_value(scalars: dict, metric: str) -> float:
     return max(values) if SWEEP["direction"] == "maximize" else min(values)
 
 
+@pytest.mark.slow
 def test_trials_are_runs_and_the_best_config_reproduces(sweep, cli, tmp_path):
     status, out, err = sweep("--trials=6", log_dir=tmp_path)
     assert status == 0, err
@@ -133,6 +134,7 @@ def test_trials_are_runs_and_the_best_config_reproduces(sweep, cli, tmp_path):
     assert math.isclose(best_value(read_scalars(again), SWEEP["metric"]), best.value, rel_tol=1e-6)
 
 
+@pytest.mark.slow
 def test_an_aggressive_pruner_prunes_and_the_pruned_trial_keeps_its_run(sweep, tmp_path):
     bound = {"lower": math.inf} if SWEEP["direction"] == "maximize" else {"upper": -math.inf}
     pruner = {"class_path": "optuna.pruners.ThresholdPruner", "init_args": bound}
@@ -162,11 +164,8 @@ def test_bad_input_is_one_line(sweep, tmp_path, change, error):
     assert not records(tmp_path)
 
 
-def start_sweep(log_dir: Path, *args: str) -> subprocess.Popen:
-    command = [sys.executable, str(PROJECT_ROOT / "sweep.py"), *sweep_args(log_dir, *args)]
-    return subprocess.Popen(
-        command, cwd=PROJECT_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    )
+def start_sweep(log_dir: Path, *args: str) -> processes.Process:
+    return processes.start(PROJECT_ROOT / "sweep.py", sweep_args(log_dir, *args), PROJECT_ROOT)
 
 
 def assert_six_trials_each_once(log_dir: Path) -> None:
@@ -222,6 +221,7 @@ def readme_commands() -> list[str]:
     return [line.split("  #")[0].strip() for block in blocks for line in block.splitlines() if line.strip()]
 
 
+@pytest.mark.slow
 def test_the_readme_commands_run(sweep, cli, tmp_path):
     commands = readme_commands()
     assert any(command.startswith("python sweep.py") for command in commands)

@@ -3,6 +3,7 @@
 import os
 from pathlib import Path
 
+import pytest
 from conftest import CONFIG, checkpointed_runs, load_checkpoint
 from metrics import RESUME_CONTINUES_RUN, read_scalars
 
@@ -32,6 +33,7 @@ def test_fit_learns_and_writes_checkpoints_and_logs(trained_run):
     assert "lr-AdamW" in scalars
 
 
+@pytest.mark.slow
 def test_resume_from_last_continues_the_same_run(cli, tmp_path):
     cli("fit", "--trainer.max_epochs=2", log_dir=tmp_path)
     run = only_run(tmp_path)

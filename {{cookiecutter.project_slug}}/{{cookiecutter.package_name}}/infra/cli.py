@@ -67,6 +67,16 @@ class TrainingCLI(LightningCLI):
     checkpoints of the newest run.
     """
 
+    def __init__(self, *args, subcommand: str | None = None, **kwargs) -> None:
+        # Only the subcommand being run gets a parser (all of them for help): each takes a fraction of a
+        # second to build, paid by every run.
+        self.only = subcommand
+        super().__init__(*args, **kwargs)
+
+    def subcommands(self) -> dict[str, set[str]]:
+        every = LightningCLI.subcommands()
+        return {self.only: every[self.only]} if self.only else every
+
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         for name in DATA_CONTRACT:
             parser.link_arguments(f"data.{name}", f"model.{name}", apply_on="instantiate")
@@ -137,14 +147,19 @@ def main(args: list[str] | None = None, callbacks: list[pl.Callback] | None = No
         sys.argv[1:] = with_default_subcommand(sys.argv[1:])
     else:
         args = with_default_subcommand(args)
+    argv = sys.argv[1:] if args is None else args
+    subcommand = argv[0] if argv[0] in SUBCOMMANDS else None
     config = default_config()
     parser_kwargs = {command: {"default_config_files": [config]} for command in SUBCOMMANDS}
+    if subcommand:
+        parser_kwargs = {subcommand: parser_kwargs[subcommand]}
     previous_handlers = catch_stop_signals()
     try:
         with reported_as_one_line():
             TrainingCLI(
                 ImageClassifier,
                 pl.LightningDataModule,
+                subcommand=subcommand,
                 subclass_mode_data=True,
                 args=args,
                 parser_class=ConciseParser,
