@@ -1,6 +1,7 @@
-# Two commands, each making its own virtual environment:
+# Each command makes its own virtual environment:
 #   make demo   render the default project into demo/, install it, and train it
-#   make test   lint the template's own code and run its whole test suite (what CI runs)
+#   make test   lint the template's own code and run its tests but the slow ones (minutes)
+#   make check  lint and run every test: whole generated suites, real SLURM jobs, installs (what CI runs)
 
 PYTHON ?= python3
 # The CPU build; on a machine with a GPU, set TORCH=torch to get the CUDA build.
@@ -8,7 +9,7 @@ TORCH ?= torch==2.13.0
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: demo test lint clean
+.PHONY: demo test check lint clean
 
 $(VENV)/.installed: requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -18,6 +19,9 @@ $(VENV)/.installed: requirements-dev.txt
 	touch $@
 
 test: lint
+	$(PY) -m pytest -n 2 --maxschedchunk=1 -m "not slow" --durations=10
+
+check: lint
 	$(PY) -m pytest -n 2 --maxschedchunk=1 --durations=25
 
 lint: $(VENV)/.installed

@@ -340,6 +340,7 @@ TEXT = st.one_of(CLEAN.map(str.strip).filter(bool), ANY.map("".join))
 EXAMPLES = 150
 
 
+@pytest.mark.slow
 @settings(
     max_examples=EXAMPLES,
     deadline=None,

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import re
 
+import pytest
 from conftest import TEMPLATE, python, run
 
 COLUMNS = ["hand-written loop", "stock Lightning", "default config"]
 
 
+@pytest.mark.slow
 def test_benchmark_quick_mode_decomposes_the_time(tmp_path):
     out = tmp_path / "RESULTS.md"
     run(python(str(TEMPLATE / "benchmarks" / "run.py"), "--quick", f"--out={out}"), cwd=tmp_path)

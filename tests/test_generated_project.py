@@ -77,6 +77,7 @@ def check_resume_trains_on(project: Path, run_dir: Path, command: str) -> None:
     assert len(steps) == len(set(steps)) == val_steps + (resumed - last_epoch)
 
 
+@pytest.mark.slow
 def test_every_readme_command_runs_and_the_default_run_learns(rendered, tmp_path):
     project = Path(shutil.copytree(rendered("default"), tmp_path / "project"))
     commands = readme_commands(project)

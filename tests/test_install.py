@@ -8,7 +8,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from conftest import run
+
+pytestmark = pytest.mark.slow
 
 
 def make_venv(path: Path) -> str:

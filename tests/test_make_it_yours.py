@@ -18,6 +18,8 @@ import torch
 from conftest import python, run
 from PIL import Image
 
+pytestmark = pytest.mark.slow
+
 PACKAGE = "digits_classifier"
 CLASSES = ("cat", "dog", "fox", "owl")
 HEIGHT, WIDTH = 10, 12

@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 import yaml
 from allpairspy import AllPairs
-from conftest import TEMPLATE, python, render, run
+from conftest import TEMPLATE, python, render, run, run_script
 from logger_metrics import READERS
 from packaging.version import Version
 
@@ -281,17 +281,21 @@ def test_pre_commit_config_is_valid_and_uses_ruff(project, index):
     } <= hygiene
 
 
+STAND_IN = """\
+import json, sys, yaml
+from pathlib import Path
+from importlib import import_module
+path = yaml.safe_load(open('configs/config.yaml'))['data']['class_path']
+module, _, name = path.rpartition('.')
+print(json.dumps(getattr(import_module(module), name).stand_in(Path(sys.argv[1]))))
+"""
+
+
 def stand_in_args(root: Path, folder: Path) -> list[str]:
     """The train.py options that point the project at the stand-in data its DataModule's hook writes."""
-    script = (
-        "import json, sys, yaml\n"
-        "from pathlib import Path\n"
-        "from importlib import import_module\n"
-        "path = yaml.safe_load(open('configs/config.yaml'))['data']['class_path']\n"
-        "module, _, name = path.rpartition('.')\n"
-        "print(json.dumps(getattr(import_module(module), name).stand_in(Path(sys.argv[1]))))\n"
-    )
-    arguments = json.loads(run(python("-c", script, str(folder)), cwd=root).stdout)
+    script = folder.parent / "stand_in.py"
+    script.write_text(STAND_IN, encoding="utf-8")
+    arguments = json.loads(run_script(root, script, str(folder)).splitlines()[-1])
     return [
         f"--data.init_args.{key}={value if isinstance(value, str) else json.dumps(value)}"
         for key, value in arguments.items()
@@ -313,7 +317,7 @@ SHORT_FIT = [
 def test_trains_with_its_logger(project, tmp_path, pair):
     logger, example = pair
     root = Path(shutil.copytree(project(COMBINATIONS.index(CODE_VARIANTS[pair])), tmp_path / "project"))
-    run(python("train.py", "fit", *stand_in_args(root, tmp_path / "data"), *SHORT_FIT), cwd=root)
+    run_script(root, root / "train.py", "fit", *stand_in_args(root, tmp_path / "data"), *SHORT_FIT)
     metrics = READERS[logger](root / "logs", SLUG)
     assert {"train/loss", "train/acc", "val/loss", "val/acc", "lr-AdamW"} <= set(metrics), sorted(metrics)
     assert len(metrics["val/acc"]) == 2 and len(metrics["train/loss"]) == 8
@@ -350,6 +354,7 @@ def test_generated_test_pairs_cover_every_logger_and_example():
 
 
 @pytest.mark.parametrize("pair", GENERATED_TEST_PAIRS, ids=["-".join(pair) for pair in GENERATED_TEST_PAIRS])
+@pytest.mark.slow
 def test_generated_whole_suite_passes(project, tmp_path, pair):
     root = Path(shutil.copytree(project(COMBINATIONS.index(CODE_VARIANTS[pair])), tmp_path / "project"))
     result = run(python("-m", "pytest", "-q", "-p", "no:cacheprovider"), cwd=root)

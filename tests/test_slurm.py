@@ -18,6 +18,8 @@ import torch
 from conftest import render
 from slurm import Cluster
 
+pytestmark = pytest.mark.slow
+
 # 2 ranks, tiny epochs (4 training batches each), every step logged.
 TRAINING = (
     "--trainer.accelerator=cpu",

@@ -13,6 +13,8 @@ import pytest
 import yaml
 from conftest import render
 
+pytestmark = pytest.mark.slow
+
 TRIALS = 4
 # Tiny trials on the CPU; the study and its runs under the test's folder.
 TRIAL_ARGS = (

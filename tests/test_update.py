@@ -15,7 +15,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from conftest import TEMPLATE
+
+pytestmark = pytest.mark.slow
 
 CRUFT = [str(Path(sys.executable).with_name("cruft"))]
 GIT_ENV = {
