@@ -22,7 +22,7 @@ import pytest
 import torch
 import yaml
 
-from {{ cookiecutter.package_name }}.infra.cli import main
+from {{ cookiecutter.package_name }}.infra.cli import main, one_of_several_runs
 from {{ cookiecutter.package_name }}.lightning.module import ImageClassifier
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -109,20 +109,14 @@ def command_line(args: tuple[str, ...], log_dir: Path) -> list[str]:
 def run_in_process(args: list[str]) -> int:
     """Run ``train.py <args>`` in this process; the exit status it would have had."""
     argv, sys.argv = sys.argv, [str(PROJECT_ROOT / "train.py")]  # pytest's own arguments are not for it
-    # Loggers set variables for child processes (MLflow its tracking URI): later runs must not inherit them.
-    environment = dict(os.environ)
     status: int | str | None = 0
     try:
-        main(args)
+        with one_of_several_runs():
+            main(args)
     except SystemExit as exit:
         status = exit.code
     finally:
         sys.argv = argv
-        os.environ.clear()
-        os.environ.update(environment)
-        # A W&B run stays open in the process that started it; the next run must get its own.
-        if "wandb" in sys.modules and sys.modules["wandb"].run is not None:
-            sys.modules["wandb"].finish()
     if isinstance(status, str):  # what the interpreter prints for sys.exit("message"), and its status
         print(status, file=sys.stderr)
         return 1

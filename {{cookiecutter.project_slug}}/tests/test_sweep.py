@@ -7,7 +7,6 @@ processes. The metric, its direction and the search space come from ``configs/sw
 from __future__ import annotations
 
 import math
-import os
 import re
 import shlex
 import signal
@@ -25,6 +24,7 @@ from optuna.storages import JournalStorage
 from optuna.storages.journal import JournalFileBackend
 from optuna.trial import TrialState
 
+from {{ cookiecutter.package_name }}.infra.cli import one_of_several_runs
 from {{ cookiecutter.package_name }}.infra.sweep import main as sweep_main
 
 SWEEP = yaml.safe_load((PROJECT_ROOT / "configs" / "sweep.yaml").read_text(encoding="utf-8"))
@@ -57,18 +57,15 @@ def sweep(capfd: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch):
     def run(*args: str, log_dir: Path) -> tuple[int, str, str]:
         monkeypatch.chdir(PROJECT_ROOT)
         monkeypatch.setattr(sys, "argv", [str(PROJECT_ROOT / "sweep.py")])
-        environment = dict(os.environ)
         capfd.readouterr()
         try:
-            sweep_main(sweep_args(log_dir, *args))
+            with one_of_several_runs():
+                sweep_main(sweep_args(log_dir, *args))
             status = 0
         except SystemExit as exit:
             status = exit.code if isinstance(exit.code, int) else 1
             if isinstance(exit.code, str):
                 print(exit.code, file=sys.stderr)
-        finally:
-            os.environ.clear()
-            os.environ.update(environment)
         out, err = capfd.readouterr()
         return status, out, err
 

@@ -7,9 +7,11 @@ with ``--config``, then the ``--section.key value`` options: later ones win. The
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytorch_lightning as pl
@@ -174,3 +176,20 @@ def main(args: list[str] | None = None, callbacks: list[pl.Callback] | None = No
     finally:
         release_runs()
         restore(previous_handlers)
+
+
+@contextlib.contextmanager
+def one_of_several_runs() -> Iterator[None]:
+    """Around a run in a process that goes on to others (a sweep's trials, the tests): nothing carries over.
+
+    Loggers set environment variables (MLflow its tracking URI and run id) and W&B keeps its run open in the
+    process that started it; the next run gets neither.
+    """
+    environment = dict(os.environ)
+    try:
+        yield
+    finally:
+        os.environ.clear()
+        os.environ.update(environment)
+        if "wandb" in sys.modules and sys.modules["wandb"].run is not None:
+            sys.modules["wandb"].finish()

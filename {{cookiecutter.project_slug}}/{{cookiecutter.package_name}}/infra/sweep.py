@@ -12,7 +12,6 @@ import argparse
 import contextlib
 import io
 import logging
-import os
 import sys
 import time
 import warnings
@@ -102,11 +101,10 @@ def run_trial(
     """Run one trial to its end, tell the study how it ended, and print one line saying so."""
     values = suggest(trial, sweep["params"])
     reporter = ReportToTrial(trial, sweep["metric"], sweep["direction"] == "maximize")
-    # Loggers set variables (MLflow its run id) that the next trial must not inherit.
-    environment = dict(os.environ)
     started = time.monotonic()
     try:
-        cli.main(["fit", *train_args, *as_options(values), *naming], callbacks=[reporter])
+        with cli.one_of_several_runs():
+            cli.main(["fit", *train_args, *as_options(values), *naming], callbacks=[reporter])
     except SystemExit as exit:
         if not isinstance(exit.__context__, FloatingPointError):  # not the parameters' fault: stop the sweep
             study.study.tell(trial, state=TrialState.FAIL)
@@ -114,11 +112,6 @@ def run_trial(
                 study.requeue(trial)
             raise
         trial.set_user_attr(ERROR, str(exit.code))  # diverged: a result of its parameters, counted
-    finally:
-        os.environ.clear()
-        os.environ.update(environment)
-        if "wandb" in sys.modules and sys.modules["wandb"].run is not None:
-            sys.modules["wandb"].finish()  # the next trial must be a W&B run of its own
     if reporter.missing is not None:
         study.study.tell(trial, state=TrialState.FAIL)
         fail(f"metric {sweep['metric']} is never logged; the runs log {', '.join(reporter.missing)}")
