@@ -12,7 +12,7 @@ optimizer, batch size and epochs, alternating their order:
 Each runs twice, for a short and a long number of epochs; the difference divided by the extra epochs is the
 time per epoch (start-up cancels out). On a CUDA machine the three also train in bf16 and report samples/s.
 
-    python benchmarks/run.py                 # full: 3 alternating repeats of 3 and 23 epochs, medians
+    python benchmarks/run.py                 # full: 5 alternating repeats of 3 and 23 epochs, medians
     python benchmarks/run.py --quick         # smoke run for CI: 1 repeat of 1 and 2 epochs, no targets
 """
 
@@ -128,11 +128,17 @@ def measure(args: argparse.Namespace, work: Path) -> dict:
     runs: dict[str, list[tuple[dict, dict]]] = {kind: [] for kind in kinds}
     startup, imports = [], []
     for repeat in range(args.repeats):
-        # Rotate which goes first, so that none always meets a warm or a cold cache.
-        for kind in kinds[repeat % 3 :] + kinds[: repeat % 3]:
-            short = train(kind, project, args.short, work / f"{kind}-{repeat}-short")
-            long = train(kind, project, args.long, work / f"{kind}-{repeat}-long")
-            runs[kind].append((short, long))
+        # The three kinds run one after the other for each length, so that a drift of the machine's speed
+        # (minutes long on a shared host) hits them alike; which goes first rotates.
+        order = kinds[repeat % 3 :] + kinds[: repeat % 3]
+        done = {kind: {} for kind in kinds}
+        for length in ("short", "long"):
+            for kind in order:
+                done[kind][length] = train(
+                    kind, project, getattr(args, length), work / f"{kind}-{repeat}-{length}"
+                )
+        for kind in kinds:
+            runs[kind].append((done[kind]["short"], done[kind]["long"]))
         startup.append(timed([sys.executable, "train.py", "--help"], cwd=project)[0])
         imports.append(timed([sys.executable, "-c", "import torch, pytorch_lightning"], cwd=project)[0])
     measured = {"runs": runs, "startup": statistics.median(startup), "imports": statistics.median(imports)}
@@ -162,7 +168,13 @@ def table(measured: dict, args: argparse.Namespace) -> str:
     accuracy = {
         kind: runs[kind][0][1]["val_acc"] and median(kind, lambda s, long: long["val_acc"]) for kind in runs
     }
-    extras, extras_inside = epoch["default"] / epoch["stock"], inside["default"] / inside["stock"]
+
+    def extras_ratio(of) -> float:
+        """default / stock within each repeat (run side by side), median over the repeats."""
+        pairs = zip(runs["default"], runs["stock"], strict=True)
+        return statistics.median(of(*default) / of(*stock) for default, stock in pairs)
+
+    extras, extras_inside = extras_ratio(per_epoch), extras_ratio(in_run)
     startup, imports = measured["startup"], measured["imports"]
 
     def verdict(ratio: float) -> str:
@@ -175,7 +187,7 @@ def table(measured: dict, args: argparse.Namespace) -> str:
     lines = [
         f"Measured {time.strftime('%Y-%m-%d')} on {platform.machine()}, {os.cpu_count()} CPU cores, "
         f"Python {platform.python_version()}, {args.device_name}; {args.repeats} alternating repeats of "
-        f"{args.short} and {args.long} epochs, medians.",
+        f"{args.short} and {args.long} epochs, medians (the default/stock ratios: of each repeat's ratio).",
         "",
         "| measure | hand-written loop | stock Lightning | default config | default vs stock |",
         "| --- | --- | --- | --- | --- |",
@@ -216,7 +228,7 @@ def table(measured: dict, args: argparse.Namespace) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--short", type=int, default=3, help="epochs of the short runs")
     parser.add_argument("--long", type=int, default=23, help="epochs of the long runs")
     parser.add_argument("--quick", action="store_true", help="1 repeat of 1 and 2 epochs; targets not judged")
