@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import struct
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -38,6 +39,29 @@ def records(path: Path) -> Iterator[bytes]:
             pending = b""
 
 
+def written(path: Path, settle: float = 2.0, timeout: float = 60.0) -> list[bytes]:
+    """The records of ``path`` once W&B's service process has written them all.
+
+    On a loaded machine ``wandb.finish()`` can return before the service has written the last records. A
+    finished run's file ends with its ``exit`` record; a killed run never gets one, so a file that has stopped
+    growing for ``settle`` seconds is taken as it is.
+    """
+    from wandb.proto.wandb_internal_pb2 import Record
+
+    deadline = time.monotonic() + timeout
+    size, since = -1, time.monotonic()
+    while True:
+        raws = list(records(path))
+        if raws and Record.FromString(raws[-1]).WhichOneof("record_type") == "exit":
+            return raws
+        now = time.monotonic()
+        if path.stat().st_size != size:
+            size, since = path.stat().st_size, now
+        elif now - since >= settle or now >= deadline:
+            return raws
+        time.sleep(0.1)
+
+
 def read_scalars(run_dir: Path) -> dict[str, list[tuple[int, float]]]:
     """All metrics of one run, as ``{name: [(global step, value), ...]}`` ordered by step.
 
@@ -48,7 +72,7 @@ def read_scalars(run_dir: Path) -> dict[str, list[tuple[int, float]]]:
 
     scalars: dict[str, list[tuple[int, float]]] = {}
     for path in sorted(run_dir.parents[1].glob(f"wandb/offline-run-*-{run_dir.name}/run-*.wandb")):
-        for raw in records(path):
+        for raw in written(path):
             record = Record.FromString(raw)
             if record.WhichOneof("record_type") != "history":
                 continue
