@@ -37,7 +37,7 @@ def readme_commands(project: Path) -> list[str]:
     ]
 
 
-# The default project's whole suite runs in test_make_it_yours.py (after each change) and the other
+# The default project's whole suite runs in test_make_it_yours.py (after a team's first changes) and the other
 # (logger, example) pairs' in test_options.py; other names skip the long multi-process runs, which do not
 # depend on names, and still prove that every test file renders and runs.
 @pytest.mark.parametrize("name", ["default", "apache"])
