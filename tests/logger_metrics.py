@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import csv
+import importlib.util
 import json
 import os
-import struct
 from pathlib import Path
 
 
@@ -47,32 +47,24 @@ def mlflow(log_dir: Path, experiment: str) -> dict[str, list[float]]:
     return metrics
 
 
-def wandb_records(path: Path):
-    """The protobuf records of a .wandb file (LevelDB log format: 32 KiB blocks of 7-byte-headed chunks)."""
-    from wandb.proto.wandb_internal_pb2 import Record
-
-    data, position, pending = path.read_bytes(), 7, b""
-    assert data[:4] == b":W&B", path
-    while position + 7 <= len(data):
-        if 32768 - position % 32768 < 7:
-            position += 32768 - position % 32768
-            continue
-        _, length, kind = struct.unpack("<IHB", data[position : position + 7])
-        if kind == 0:
-            break
-        pending += data[position + 7 : position + 7 + length]
-        position += 7 + length
-        if kind in (1, 4):  # a full record, or the last chunk of one
-            yield Record.FromString(pending)
-            pending = b""
+def wandb_run_file():
+    """The generated projects' reader of .wandb files (no template markers in it): shared, not copied."""
+    path = Path(__file__).resolve().parents[1] / "templates" / "metrics" / "wandb.py"
+    spec = importlib.util.spec_from_file_location("wandb_run_file", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def wandb(log_dir: Path, experiment: str) -> dict[str, list[float]]:
     metrics: dict[str, list[float]] = {}
     runs = sorted((log_dir / "wandb").glob("offline-run-*/run-*.wandb"))
     assert runs, f"no offline W&B run in {log_dir / 'wandb'}"
+    from wandb.proto.wandb_internal_pb2 import Record
+
+    reader = wandb_run_file()
     for path in runs:
-        for record in wandb_records(path):
+        for record in map(Record.FromString, reader.written(path)):
             if record.WhichOneof("record_type") == "history":
                 for item in record.history.item:
                     name = item.key or "/".join(item.nested_key)
