@@ -27,6 +27,9 @@ from metrics import REPLAYED_STEPS_DISCARDED, RESUME_CONTINUES_RUN, read_scalars
 
 from {{ cookiecutter.package_name }}.infra.checkpointing import AtomicCheckpointIO, RandomStateCheckpoint
 from {{ cookiecutter.package_name }}.infra.preemption import RESUME_HINT
+{%- if cookiecutter.logger == "tensorboard" %}
+from {{ cookiecutter.package_name }}.infra.resume import discard_logs_after
+{%- endif %}
 
 PROBES_ENV = {"PYTHONPATH": str(PROJECT_ROOT / "tests")}
 BATCHES = 5  # training batches per epoch of the short runs
@@ -135,6 +138,29 @@ def test_sigkill_then_resume_matches_an_uninterrupted_run(cli, uninterrupted, tm
         assert scalars[tag][-1][1] == pytest.approx(expected[tag][-1][1], abs=1e-6), tag
 
 
+{% if cookiecutter.logger == "tensorboard" -%}
+def test_a_resume_in_the_second_the_run_started_still_discards_the_replayed_steps(tmp_path):
+    """TensorBoard reads event files in name order: the second each was created, then the process id."""
+    from jsonargparse import Namespace
+    from torch.utils.tensorboard import SummaryWriter
+
+    interrupted = SummaryWriter(tmp_path)
+    for step in range(4):
+        interrupted.add_scalar("loss", 1.0, step)
+    interrupted.close()
+    # Written in this second by a process whose id sorts after any other.
+    (events,) = tmp_path.iterdir()
+    events.rename(events.with_name(events.name.replace(f".{os.getpid()}.", ".99999999.")))
+    logger = Namespace(class_path="pytorch_lightning.loggers.TensorBoardLogger", init_args=Namespace())
+    discard_logs_after(2, logger, tmp_path)
+    resumed = SummaryWriter(tmp_path, purge_step=logger.init_args.purge_step)
+    for step in range(2, 6):
+        resumed.add_scalar("loss", 0.5, step)
+    resumed.close()
+    assert read_scalars(tmp_path)["loss"] == [(0, 1.0), (1, 1.0), (2, 0.5), (3, 0.5), (4, 0.5), (5, 0.5)]
+
+
+{% endif -%}
 @pytest.mark.slow
 @pytest.mark.parametrize("name", ["SIGTERM", "SIGINT"])  # kill or a scheduler; Ctrl-C
 def test_stop_signal_saves_a_resumable_checkpoint_and_fails(cli, tmp_path, name):

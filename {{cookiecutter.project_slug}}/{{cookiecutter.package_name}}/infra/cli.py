@@ -100,7 +100,7 @@ class TrainingCLI(LightningCLI):
             checkpoint = read_checkpoint(Path(config.ckpt_path), config.get("weights_only"))
             self.checkpoint_weights = checkpoint["state_dict"]
             if self.continued:
-                discard_logs_after(checkpoint["global_step"], config.trainer.logger)
+                discard_logs_after(checkpoint["global_step"], config.trainer.logger, self.continued)
         if not self.continued:
             # A checkpoint restored into a new run folder (evaluating it, or a resumed CSV run) brings its
             # ModelCheckpoint state from the old folder, harmlessly.

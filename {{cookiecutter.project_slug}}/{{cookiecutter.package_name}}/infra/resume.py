@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 import warnings
 from pathlib import Path
 
@@ -94,8 +95,8 @@ def claim_run(config, continued: Path | None) -> None:
         lock_run(experiment / (version if isinstance(version, str) else f"version_{version}"))
 
 
-def discard_logs_after(global_step: int, logger_config) -> None:
-    """Make TensorBoard drop what the interrupted run logged after the checkpoint of ``global_step``.
+def discard_logs_after(global_step: int, logger_config, run_dir: Path) -> None:
+    """Make TensorBoard drop what the run in ``run_dir`` logged after the checkpoint of ``global_step``.
 
     A run killed mid-epoch has logged steps that the resumed run logs again. ``purge_step`` writes a
     restart marker at the checkpoint's step: TensorBoard (and its EventAccumulator) then discards the older
@@ -103,3 +104,8 @@ def discard_logs_after(global_step: int, logger_config) -> None:
     """
     if logger_config.class_path.endswith("TensorBoardLogger"):
         logger_config.init_args.purge_step = global_step
+        # TensorBoard reads the event files in name order, and a name starts with the second the file was
+        # created, then the process id: a resume started in the second the interrupted run's file was
+        # created could sort first, and its marker would come before the events it must discard.
+        stamps = [int(events.name.split(".")[3]) for events in run_dir.glob("events.out.tfevents.*")]
+        time.sleep(max(0.0, max(stamps, default=0) + 1 - time.time()))
