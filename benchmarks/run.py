@@ -19,7 +19,6 @@ time per epoch (start-up cancels out). On a CUDA machine the three also train in
 from __future__ import annotations
 
 import argparse
-import itertools
 import json
 import os
 import platform
@@ -106,8 +105,50 @@ def train(kind: str, project: Path, epochs: int, out: Path, extra: tuple[str, ..
     result["wall"], _ = timed(command, cwd=project, env={"PYTHONPATH": str(HERE)})
     if kind == "default":
         result.update(epochs=epochs_trained(out), val_acc=final_val_acc(out))
-    times = json.loads(marks.read_text(encoding="utf-8"))
-    return {**result, "epoch_times": [end - start for start, end in itertools.pairwise(times)]}
+    return {**result, "epoch_times": epoch_times(marks)}
+
+
+def epoch_times(marks: Path) -> list[float]:
+    return [end - start for start, end in json.loads(marks.read_text(encoding="utf-8"))]
+
+
+def take_turns(project: Path, epochs: int, out: Path) -> dict[str, list[float]]:
+    """Stock and default started together, taking turns epoch by epoch (``EpochClock(turns=...)``): the
+    time of each of their epochs, ``{kind: [seconds, ...]}``. Stock has the first turn.
+    """
+    to_stock, to_default = os.pipe(), os.pipe()  # (read, write) each
+    turns = {"stock": (to_stock[0], to_default[1]), "default": (to_default[0], to_stock[1])}
+    processes = {}
+    for kind, (read, write) in turns.items():
+        where = (
+            (f"--trainer.default_root_dir={out / kind}", *STOCK)
+            if kind == "stock"
+            else (f"--trainer.logger.init_args.save_dir={out / kind}",)
+        )
+        command = [
+            *(sys.executable, "train.py", f"--trainer.max_epochs={epochs}", *where),
+            "--trainer.callbacks+=epoch_clock.EpochClock",
+            f"--trainer.callbacks.init_args.path={out / kind}.json",
+            f"--trainer.callbacks.init_args.turns={read},{write}",
+        ]
+        processes[kind] = subprocess.Popen(
+            command,
+            cwd=project,
+            env={**os.environ, "PYTHONPATH": str(HERE)},
+            pass_fds=(read, write),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+    for fd in (*to_stock, *to_default):
+        if fd == to_stock[1]:
+            os.write(fd, b"x")
+        os.close(fd)
+    for kind, process in processes.items():
+        _, stderr = process.communicate()
+        if process.returncode != 0:
+            sys.exit(f"benchmark: {kind} run taking turns failed:\n{stderr[-3000:]}")
+    return {kind: epoch_times(out / f"{kind}.json") for kind in turns}
 
 
 def per_epoch(short: dict, long: dict) -> float:
@@ -126,7 +167,7 @@ def measure(args: argparse.Namespace, work: Path) -> dict:
     project = Path(cookiecutter(str(TEMPLATE), no_input=True, output_dir=str(work / "render")))
     kinds = ["hand", "stock", "default"]
     runs: dict[str, list[tuple[dict, dict]]] = {kind: [] for kind in kinds}
-    startup, imports = [], []
+    startup, imports, turns = [], [], []
     for repeat in range(args.repeats):
         # The three kinds run one after the other for each length, so that a drift of the machine's speed
         # (minutes long on a shared host) hits them alike; which goes first rotates.
@@ -139,9 +180,15 @@ def measure(args: argparse.Namespace, work: Path) -> dict:
                 )
         for kind in kinds:
             runs[kind].append((done[kind]["short"], done[kind]["long"]))
+        turns.append(take_turns(project, args.long, work / f"turns-{repeat}"))
         startup.append(timed([sys.executable, "train.py", "--help"], cwd=project)[0])
         imports.append(timed([sys.executable, "-c", "import torch, pytorch_lightning"], cwd=project)[0])
-    measured = {"runs": runs, "startup": statistics.median(startup), "imports": statistics.median(imports)}
+    measured = {
+        "runs": runs,
+        "turns": turns,
+        "startup": statistics.median(startup),
+        "imports": statistics.median(imports),
+    }
 
     import torch
 
@@ -175,6 +222,15 @@ def table(measured: dict, args: argparse.Namespace) -> str:
         return statistics.median(of(*default) / of(*stock) for default, stock in pairs)
 
     extras, extras_inside = extras_ratio(per_epoch), extras_ratio(in_run)
+    # Taking turns: each default epoch over the stock epoch just before it, the first (warming up) left
+    # out; the median of those, then over the repeats.
+    turns = measured["turns"]
+    by_turns = {
+        kind: statistics.median(statistics.median(repeat[kind][1:]) for repeat in turns)
+        for kind in ("stock", "default")
+    }
+    pairs = (zip(repeat["stock"][1:], repeat["default"][1:], strict=False) for repeat in turns)
+    extras_turns = statistics.median(statistics.median(d / s for s, d in pair) for pair in pairs)
     startup, imports = measured["startup"], measured["imports"]
 
     def verdict(ratio: float) -> str:
@@ -208,6 +264,12 @@ def table(measured: dict, args: argparse.Namespace) -> str:
             inside,
             lambda s: f"{s * 1000:.1f} ms",
             f"ratio {extras_inside:.2f}x{verdict(extras_inside)}",
+        ),
+        row(
+            "time per epoch, stock and default taking turns epoch by epoch (median, the first left out)",
+            {"hand": None, **by_turns},
+            lambda s: f"{s * 1000:.1f} ms",
+            f"ratio {extras_turns:.2f}x{verdict(extras_turns)}",
         ),
         row(
             "training throughput",

@@ -19,12 +19,14 @@ def test_benchmark_quick_mode_decomposes_the_time(tmp_path):
     assert header[1:4] == COLUMNS
     table = {row[0]: row[1:] for row in rows}
     per_epoch = [cells for measure, cells in table.items() if measure.startswith("time per epoch")]
-    # A time per epoch for each kind, by slope and inside the run (1 and 2 epochs are too few to judge it),
-    # and the extras' ratio.
-    assert len(per_epoch) == 2
-    for cells in per_epoch:
-        assert all(re.fullmatch(r"-?\d+\.\d ms", cell) for cell in cells[:3]), cells
-        assert re.fullmatch(r"ratio -?\d+\.\d\dx", cells[3]), cells
+    # A time per epoch by slope and inside the run for each kind, and for stock and default taking turns
+    # epoch by epoch; the extras' ratio of each (1 and 2 epochs are too few to judge it).
+    assert len(per_epoch) == 3
+    slope, inside, turns = per_epoch
+    assert turns[0] == "n/a"
+    for times, ratio in ((slope[:3], slope[3]), (inside[:3], inside[3]), (turns[1:3], turns[3])):
+        assert all(re.fullmatch(r"-?\d+\.\d ms", cell) for cell in times), times
+        assert re.fullmatch(r"ratio -?\d+\.\d\dx", ratio), ratio
     hand, stock, default = table["final validation accuracy"][:3]
     assert stock == "n/a" and all(0.5 < float(accuracy) <= 1.0 for accuracy in (hand, default))
 
