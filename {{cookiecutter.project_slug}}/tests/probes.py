@@ -13,7 +13,6 @@ import json
 import os
 import signal
 import time
-from collections import deque
 from typing import Any, BinaryIO
 
 import pytorch_lightning as pl
@@ -65,27 +64,25 @@ class NanAt(Callback):
 
 
 class KillDuringWrite(AtomicCheckpointIO):
-    """Writes half of the ``save``-th checkpoint named ``name``, then kills the process with SIGKILL."""
+    """Writes half of the ``write``-th checkpoint file of the run, then kills the process with SIGKILL.
 
-    def __init__(self, name: str = "last.ckpt", save: int = 2) -> None:
+    Counts files written, whatever their name: a save that is a link to a file just written (``last.ckpt``
+    after a new best) writes none.
+    """
+
+    def __init__(self, write: int = 2) -> None:
         super().__init__()
-        self.name, self.save, self.saves = name, save, 0
-        self.queued: deque[str] = deque()  # names of the saves not written yet, in order
-
-    def save_checkpoint(self, checkpoint: dict[str, Any], path: Any, storage_options: Any = None) -> None:
-        self.queued.append(os.path.basename(path))  # one writer thread writes them in this order
-        super().save_checkpoint(checkpoint, path, storage_options)
+        self.kill_at, self.written = write, 0
 
     def write(self, checkpoint: dict[str, Any], file: BinaryIO) -> None:
-        if self.queued.popleft() == self.name:
-            self.saves += 1
-            if self.saves == self.save:
-                buffer = io.BytesIO()
-                super().write(checkpoint, buffer)
-                file.write(buffer.getvalue()[: buffer.tell() // 2])
-                file.flush()
-                os.fsync(file.fileno())
-                os.kill(os.getpid(), signal.SIGKILL)
+        self.written += 1
+        if self.written == self.kill_at:
+            buffer = io.BytesIO()
+            super().write(checkpoint, buffer)
+            file.write(buffer.getvalue()[: buffer.tell() // 2])
+            file.flush()
+            os.fsync(file.fileno())
+            os.kill(os.getpid(), signal.SIGKILL)
         super().write(checkpoint, file)
 
 

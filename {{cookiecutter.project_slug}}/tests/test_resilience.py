@@ -71,6 +71,22 @@ def test_failed_write_leaves_the_previous_checkpoint(tmp_path):
     assert target.stat().st_mode & 0o777 == 0o666 & ~_umask()
 
 
+def test_one_state_saved_under_two_names_is_written_once(tmp_path):
+    best, last, weights_only = (tmp_path / name for name in ("best.ckpt", "last.ckpt", "weights.ckpt"))
+    state = {"epoch": 3, "global_step": 40, "state_dict": {"weight": torch.ones(3)}, "optimizer_states": []}
+    writer = AtomicCheckpointIO()
+    writer.save_checkpoint(state, best)
+    writer.save_checkpoint(dict(state), last)
+    writer.save_checkpoint({key: state[key] for key in ("epoch", "global_step", "state_dict")}, weights_only)
+    writer.wait()
+    assert last.samefile(best) and not weights_only.samefile(best)
+    # The next epoch's last.ckpt replaces the name: the best checkpoint keeps its contents.
+    writer.save_checkpoint({**state, "epoch": 4, "global_step": 50}, last)
+    writer.teardown()
+    assert (load_checkpoint(best)["epoch"], load_checkpoint(last)["epoch"]) == (3, 4)
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["best.ckpt", "last.ckpt", "weights.ckpt"]
+
+
 def _umask() -> int:
     umask = os.umask(0o022)
     os.umask(umask)
@@ -101,8 +117,9 @@ def uninterrupted(tmp_path_factory) -> Path:
     [
         kill_option("KillAt", hook="train", epoch=1, batch=2),
         kill_option("KillAt", hook="validation", epoch=1, batch=2),
-        # The second write of last.ckpt is the one at the end of epoch 1: killed half-way through it.
-        kill_option("KillDuringWrite", name="last.ckpt", save=2),
+        # Each epoch writes one file (a new best, which last.ckpt then links to, or last.ckpt alone): the
+        # second is the end of epoch 1, killed half-way through.
+        kill_option("KillDuringWrite", write=2),
     ],
     ids=["mid-training", "mid-validation", "mid-checkpoint-write"],
 )

@@ -2,7 +2,8 @@
 
 - :class:`AtomicCheckpointIO` writes every checkpoint to a temporary file beside the target, fsyncs it
   and renames it over the target: a crash at any moment leaves the old file or the new one, never half.
-  It writes on a background thread, so that training does not wait for the disk.
+  It writes on a background thread, so that training does not wait for the disk, and writes the same
+  training state once: saved under a second name (``last.ckpt`` after a new best), it is a hard link.
 - :class:`RandomStateCheckpoint` stores the random number generators in every checkpoint, so that a resumed
   run shuffles and drops out exactly as an uninterrupted one would.
 """
@@ -13,6 +14,7 @@ import copy
 import glob
 import os
 import random
+import shutil
 import tempfile
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -41,6 +43,11 @@ class AtomicCheckpointIO(TorchCheckpointIO):
     place. Loading a checkpoint and the end of the run wait for the writes; a failed write is raised by the
     next save, removal, load or the end of the run.
 
+    An epoch that finds a new best saves the same state twice, as the best and as ``last.ckpt``. The second
+    save (same epoch, step and contents listed) becomes a hard link to the first file, given its name by an
+    atomic rename too; where the filesystem has no hard links, a copy. Every checkpoint is replaced by a
+    rename, never rewritten in place, so the two names never change each other.
+
     Args:
         background: Write on a background thread; False writes before ``save_checkpoint`` returns.
     """
@@ -50,6 +57,7 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         self.background = background
         self._writer: ThreadPoolExecutor | None = None
         self._pending: list[Future] = []
+        self._last_save: tuple[tuple, Path] | None = None  # (training state, file) of the latest save
         # Read here: reading the umask sets it, which the writer thread must not do while files are made.
         self._mode = 0o666 & ~current_umask()
 
@@ -58,11 +66,18 @@ class AtomicCheckpointIO(TorchCheckpointIO):
     ) -> None:
         if storage_options is not None:
             raise TypeError(f"{type(self).__name__} takes no storage_options, got {storage_options!r}")
-        if self.background:
-            checkpoint = snapshot(checkpoint)
-        self._submit(self._save, checkpoint, Path(path))
+        target = Path(path)
+        # What tells two saves of one state apart; a weights-only checkpoint lacks the optimizer and loops.
+        state = (checkpoint.get("epoch"), checkpoint.get("global_step"), tuple(checkpoint))
+        if self._last_save is not None and self._last_save[0] == state and self._last_save[1] != target:
+            self._submit(self._link, self._last_save[1], target)
+        else:
+            self._submit(self._save, snapshot(checkpoint) if self.background else checkpoint, target)
+        self._last_save = (state, target)
 
     def remove_checkpoint(self, path: Any) -> None:
+        if self._last_save is not None and self._last_save[1] == Path(path):
+            self._last_save = None
         # Queued behind the saves: the best checkpoint is removed only once its successor is on disk.
         self._submit(super().remove_checkpoint, path)
 
@@ -94,19 +109,43 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         self._pending.append(self._writer.submit(function, *args))
 
     def _save(self, checkpoint: dict[str, Any], target: Path) -> None:
+        self._replace(target, lambda temporary: self._write_file(checkpoint, temporary))
+
+    def _link(self, source: Path, target: Path) -> None:
+        """Give the file written for ``source`` the name ``target`` too."""
+
+        def link(temporary: Path) -> None:
+            temporary.unlink()
+            try:
+                os.link(source, temporary)
+            except OSError:  # no hard links here (FAT, some network filesystems): a copy, fsynced
+                with open(source, "rb") as original, open(temporary, "wb") as file:
+                    shutil.copyfileobj(original, file)
+                    file.flush()
+                    os.fsync(file.fileno())
+
+        self._replace(target, link)
+
+    def _write_file(self, checkpoint: dict[str, Any], temporary: Path) -> None:
+        with open(temporary, "wb") as file:
+            self.write(checkpoint, file)
+            file.flush()
+            os.fsync(file.fileno())
+
+    def _replace(self, target: Path, fill: Callable[[Path], None]) -> None:
+        """Fill a temporary file beside ``target``, then rename it over ``target``."""
         target.parent.mkdir(parents=True, exist_ok=True)
-        handle, temporary = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+        handle, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+        temporary = Path(name)
         try:
             # mkstemp creates the file readable by its owner only; give it the usual permissions.
             os.fchmod(handle, self._mode)
-            with os.fdopen(handle, "wb") as file:
-                self.write(checkpoint, file)
-                file.flush()
-                os.fsync(file.fileno())
+            os.close(handle)
+            fill(temporary)
             os.replace(temporary, target)
         except BaseException:
             # Whatever went wrong (a full disk, an exception while pickling), the old file stays intact.
-            Path(temporary).unlink(missing_ok=True)
+            temporary.unlink(missing_ok=True)
             raise
         fsync_directory(target.parent)
         # Temporary files of earlier writes of this target that a SIGKILL interrupted (only rank 0 writes).
