@@ -9,6 +9,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -85,6 +86,26 @@ def test_one_state_saved_under_two_names_is_written_once(tmp_path):
     writer.teardown()
     assert (load_checkpoint(best)["epoch"], load_checkpoint(last)["epoch"]) == (3, 4)
     assert sorted(path.name for path in tmp_path.iterdir()) == ["best.ckpt", "last.ckpt", "weights.ckpt"]
+
+
+def test_removals_and_links_queue_behind_a_slow_write_without_making_training_wait(tmp_path):
+    written, disk_ready = [], threading.Event()
+
+    class SlowDisk(AtomicCheckpointIO):
+        def write(self, checkpoint: dict[str, Any], file: BinaryIO) -> None:
+            disk_ready.wait(timeout=5)
+            super().write(checkpoint, file)
+            written.append(file.name)
+
+    writer = SlowDisk()
+    state = {"epoch": 3, "global_step": 40, "state_dict": {"weight": torch.ones(3)}}
+    writer.save_checkpoint(state, tmp_path / "best-epoch=003.ckpt")
+    writer.remove_checkpoint(tmp_path / "best-epoch=002.ckpt")
+    writer.save_checkpoint(dict(state), tmp_path / "last.ckpt")
+    assert not written  # none of the three waited for the disk
+    disk_ready.set()
+    writer.teardown()
+    assert (tmp_path / "last.ckpt").samefile(tmp_path / "best-epoch=003.ckpt") and len(written) == 1
 
 
 def _umask() -> int:

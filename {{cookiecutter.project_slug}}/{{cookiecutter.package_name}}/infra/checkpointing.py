@@ -27,7 +27,7 @@ from pytorch_lightning.callbacks import Callback
 
 # Checkpoints copied to memory and waiting for the disk, at most: a slow disk slows training rather than
 # filling the memory.
-MAX_PENDING_WRITES = 2
+MAX_PENDING_COPIES = 2
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
@@ -56,7 +56,7 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         super().__init__()
         self.background = background
         self._writer: ThreadPoolExecutor | None = None
-        self._pending: list[Future] = []
+        self._pending: list[tuple[Future, bool]] = []  # each task, and whether it holds a checkpoint copy
         self._last_save: tuple[tuple, Path] | None = None  # (training state, file) of the latest save
         # Read here: reading the umask sets it, which the writer thread must not do while files are made.
         self._mode = 0o666 & ~current_umask()
@@ -72,7 +72,8 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         if self._last_save is not None and self._last_save[0] == state and self._last_save[1] != target:
             self._submit(self._link, self._last_save[1], target)
         else:
-            self._submit(self._save, snapshot(checkpoint) if self.background else checkpoint, target)
+            copied = snapshot(checkpoint) if self.background else checkpoint
+            self._submit(self._save, copied, target, holds_copy=True)
         self._last_save = (state, target)
 
     def remove_checkpoint(self, path: Any) -> None:
@@ -94,19 +95,23 @@ class AtomicCheckpointIO(TorchCheckpointIO):
     def wait(self) -> None:
         """Wait for every write asked for so far; raise the first that failed."""
         pending, self._pending = self._pending, []
-        for write in pending:
-            write.result()
+        for task, _ in pending:
+            task.result()
 
-    def _submit(self, function: Callable[..., None], *args: Any) -> None:
+    def _submit(self, function: Callable[..., None], *args: Any, holds_copy: bool = False) -> None:
         if not self.background:
             function(*args)
             return
         if self._writer is None:
             self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="checkpoint-writer")
-        # Raised here, a failed earlier write stops the run at its next checkpoint.
-        while self._pending and (self._pending[0].done() or len(self._pending) >= MAX_PENDING_WRITES):
-            self._pending.pop(0).result()
-        self._pending.append(self._writer.submit(function, *args))
+        # Raised here, a failed earlier write stops the run at its next checkpoint. Only copies waiting
+        # for the disk make training wait; removals and links queue freely.
+        while self._pending and (
+            self._pending[0][0].done()
+            or (holds_copy and sum(held for _, held in self._pending) >= MAX_PENDING_COPIES)
+        ):
+            self._pending.pop(0)[0].result()
+        self._pending.append((self._writer.submit(function, *args), holds_copy))
 
     def _save(self, checkpoint: dict[str, Any], target: Path) -> None:
         self._replace(target, lambda temporary: self._write_file(checkpoint, temporary))
