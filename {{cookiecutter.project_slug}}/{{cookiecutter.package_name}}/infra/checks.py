@@ -85,7 +85,7 @@ class StopOnNonFiniteLoss(Callback):
     """Stops training on every process at the first step whose loss is NaN or infinite, naming the step.
 
     Checked before the backward pass, so the bad step changes no weight and no checkpoint holds NaN weights.
-    Under DDP the processes agree first (one small all-reduce per step): a process that stopped alone would
+    Under DDP the processes agree first, in one small all-reduce per step: a process that stopped alone would
     leave the others waiting in the gradient all-reduce until its timeout, half an hour. The check waits for
     the GPU once per step, which is small next to the step itself.
     """
@@ -93,13 +93,14 @@ class StopOnNonFiniteLoss(Callback):
     def on_before_backward(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, loss: torch.Tensor
     ) -> None:
-        bad = (~torch.isfinite(loss.detach())).float()
+        finite = torch.isfinite(loss.detach())
+        finite_everywhere = finite
         if trainer.world_size > 1:
-            bad_anywhere = trainer.strategy.reduce(bad.clone(), reduce_op="max")
-        else:
-            bad_anywhere = bad
-        if bad_anywhere.item():
-            value = loss.item() if bad.item() else "not finite in another process"
+            # All-reduced directly: Lightning's strategy.reduce adds a barrier, a second collective.
+            finite_everywhere = finite.float()
+            torch.distributed.all_reduce(finite_everywhere, op=torch.distributed.ReduceOp.MIN)
+        if not finite_everywhere.item():
+            value = "not finite in another process" if finite.item() else loss.item()
             raise FloatingPointError(
                 f"train/loss is {value} at step {trainer.global_step} (epoch {trainer.current_epoch}); "
                 "lower model.lr or set trainer.gradient_clip_val"
