@@ -1,4 +1,4 @@
-"""Faults: a failed checkpoint write, SIGTERM, and SIGKILL at chosen moments followed by ``--ckpt_path last``.
+"""Faults in real runs: SIGTERM, and SIGKILL at chosen moments followed by ``--ckpt_path last``.
 
 The kills come from ``probes.py``, plugged into real ``train.py`` runs from the command line.
 """
@@ -9,9 +9,7 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 from pathlib import Path
-from typing import Any, BinaryIO
 
 import pytest
 import torch
@@ -26,7 +24,6 @@ from conftest import (
 )
 from metrics import REPLAYED_STEPS_DISCARDED, RESUME_CONTINUES_RUN, read_scalars
 
-from {{ cookiecutter.package_name }}.infra.checkpointing import AtomicCheckpointIO, RandomStateCheckpoint
 from {{ cookiecutter.package_name }}.infra.preemption import RESUME_HINT
 {%- if cookiecutter.logger == "tensorboard" %}
 from {{ cookiecutter.package_name }}.infra.resume import discard_logs_after
@@ -47,71 +44,6 @@ def short_run() -> tuple[str, ...]:
         "--trainer.deterministic=true",
         f"--data.init_args.batch_size={batch_size_for(BATCHES, val_batches=3)}",
     )
-
-
-class FailingCheckpointIO(AtomicCheckpointIO):
-    """Writes half a checkpoint, then fails like a full disk."""
-
-    def write(self, checkpoint: dict[str, Any], file: BinaryIO) -> None:
-        file.write(b"\0" * 1000)
-        raise OSError(28, "No space left on device")
-
-
-def test_failed_write_leaves_the_previous_checkpoint(tmp_path):
-    target = tmp_path / "last.ckpt"
-    writer = AtomicCheckpointIO()
-    writer.save_checkpoint({"epoch": 1, "weight": torch.ones(3)}, target)
-    writer.teardown()
-    failing = FailingCheckpointIO()
-    failing.save_checkpoint({"epoch": 2, "weight": torch.zeros(3)}, target)
-    # Written in the background: the failure reaches the run at its next save, or at its end at the latest.
-    with pytest.raises(OSError, match="No space left"):
-        failing.teardown()
-    assert load_checkpoint(target)["epoch"] == 1
-    assert [path.name for path in tmp_path.iterdir()] == ["last.ckpt"]
-    assert target.stat().st_mode & 0o777 == 0o666 & ~_umask()
-
-
-def test_one_state_saved_under_two_names_is_written_once(tmp_path):
-    best, last, weights_only = (tmp_path / name for name in ("best.ckpt", "last.ckpt", "weights.ckpt"))
-    state = {"epoch": 3, "global_step": 40, "state_dict": {"weight": torch.ones(3)}, "optimizer_states": []}
-    writer = AtomicCheckpointIO()
-    writer.save_checkpoint(state, best)
-    writer.save_checkpoint(dict(state), last)
-    writer.save_checkpoint({key: state[key] for key in ("epoch", "global_step", "state_dict")}, weights_only)
-    writer.wait()
-    assert last.samefile(best) and not weights_only.samefile(best)
-    # The next epoch's last.ckpt replaces the name: the best checkpoint keeps its contents.
-    writer.save_checkpoint({**state, "epoch": 4, "global_step": 50}, last)
-    writer.teardown()
-    assert (load_checkpoint(best)["epoch"], load_checkpoint(last)["epoch"]) == (3, 4)
-    assert sorted(path.name for path in tmp_path.iterdir()) == ["best.ckpt", "last.ckpt", "weights.ckpt"]
-
-
-def test_removals_and_links_queue_behind_a_slow_write_without_making_training_wait(tmp_path):
-    written, disk_ready = [], threading.Event()
-
-    class SlowDisk(AtomicCheckpointIO):
-        def write(self, checkpoint: dict[str, Any], file: BinaryIO) -> None:
-            disk_ready.wait(timeout=5)
-            super().write(checkpoint, file)
-            written.append(file.name)
-
-    writer = SlowDisk()
-    state = {"epoch": 3, "global_step": 40, "state_dict": {"weight": torch.ones(3)}}
-    writer.save_checkpoint(state, tmp_path / "best-epoch=003.ckpt")
-    writer.remove_checkpoint(tmp_path / "best-epoch=002.ckpt")
-    writer.save_checkpoint(dict(state), tmp_path / "last.ckpt")
-    assert not written  # none of the three waited for the disk
-    disk_ready.set()
-    writer.teardown()
-    assert (tmp_path / "last.ckpt").samefile(tmp_path / "best-epoch=003.ckpt") and len(written) == 1
-
-
-def _umask() -> int:
-    umask = os.umask(0o022)
-    os.umask(umask)
-    return umask
 
 
 def kill_option(kind: str, **init_args: object) -> list[str]:
@@ -225,25 +157,6 @@ def test_stop_signal_saves_a_resumable_checkpoint_and_fails(cli, tmp_path, name)
         assert steps == list(range(3 * BATCHES))
     else:
         assert steps[-1] == 3 * BATCHES - 1 and len(steps) == len(set(steps))
-
-
-def test_gpu_random_states_restore_on_fewer_gpus(monkeypatch):
-    """A checkpoint saved on 2 GPUs, resumed or evaluated on 1: one state each, no missing device."""
-    restored = []
-
-    def set_rng_state(state: torch.Tensor, device: int = 0) -> None:
-        if device >= 1:
-            raise RuntimeError(f"invalid device ordinal {device}")  # what CUDA says on a 1-GPU machine
-        restored.append(device)
-
-    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
-    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
-    for module in (torch.cuda, torch.cuda.random):
-        monkeypatch.setattr(module, "set_rng_state", set_rng_state)
-    state = RandomStateCheckpoint().state_dict()
-    state["cuda"] = [torch.get_rng_state(), torch.get_rng_state()]
-    RandomStateCheckpoint().load_state_dict(state)
-    assert restored == [0]
 
 
 @pytest.mark.slow
