@@ -10,7 +10,9 @@ optimizer, batch size and epochs, alternating their order:
   state, NaN stop, early stopping, TensorBoard, progress bar): what the template's extras cost on top.
 
 Each runs twice, for a short and a long number of epochs; the difference divided by the extra epochs is the
-time per epoch (start-up cancels out). On a CUDA machine the three also train in bf16 and report samples/s.
+time per epoch (start-up cancels out), and each notes its epochs' times from inside (epoch_clock.py). Stock
+and default also run together, taking turns one epoch each, so that the machine's drift hits each pair of
+epochs alike. On a CUDA machine the three also train in bf16 and report samples/s.
 
     python benchmarks/run.py                 # full: 5 alternating repeats of 3 and 23 epochs, medians
     python benchmarks/run.py --quick         # smoke run for CI: 1 repeat of 1 and 2 epochs, no targets
