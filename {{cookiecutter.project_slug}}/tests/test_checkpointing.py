@@ -38,6 +38,20 @@ def test_failed_write_leaves_the_previous_checkpoint(tmp_path):
     assert target.stat().st_mode & 0o777 == 0o666 & ~_umask()
 
 
+def test_no_name_is_given_to_a_write_that_failed(tmp_path):
+    best, last = tmp_path / "best.ckpt", tmp_path / "last.ckpt"
+    writer = AtomicCheckpointIO()
+    writer.save_checkpoint({"epoch": 1, "global_step": 10, "weight": torch.ones(3)}, best)
+    writer.save_checkpoint({"epoch": 2, "global_step": 20, "weight": torch.ones(3)}, last)
+    writer.teardown()
+    failing, state = FailingCheckpointIO(), {"epoch": 3, "global_step": 30, "weight": torch.zeros(3)}
+    failing.save_checkpoint(state, best)
+    failing.save_checkpoint(dict(state), last)  # would be a link to the new best
+    with pytest.raises(OSError, match="No space left"):
+        failing.teardown()
+    assert (load_checkpoint(best)["epoch"], load_checkpoint(last)["epoch"]) == (1, 2)
+
+
 def test_one_state_saved_under_two_names_is_written_once(tmp_path):
     best, last, weights_only = (tmp_path / name for name in ("best.ckpt", "last.ckpt", "weights.ckpt"))
     state = {"epoch": 3, "global_step": 40, "state_dict": {"weight": torch.ones(3)}, "optimizer_states": []}

@@ -58,6 +58,7 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         self._writer: ThreadPoolExecutor | None = None
         self._pending: list[tuple[Future, bool]] = []  # each task, and whether it holds a checkpoint copy
         self._last_save: tuple[tuple, Path] | None = None  # (training state, file) of the latest save
+        self._last_write: Future | None = None  # the write of that file, on the background thread
         # Read here: reading the umask sets it, which the writer thread must not do while files are made.
         self._mode = 0o666 & ~current_umask()
 
@@ -70,10 +71,10 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         # What tells two saves of one state apart; a weights-only checkpoint lacks the optimizer and loops.
         state = (checkpoint.get("epoch"), checkpoint.get("global_step"), tuple(checkpoint))
         if self._last_save is not None and self._last_save[0] == state and self._last_save[1] != target:
-            self._submit(self._link, self._last_save[1], target)
+            self._submit(self._link, self._last_write, self._last_save[1], target)
         else:
             copied = snapshot(checkpoint) if self.background else checkpoint
-            self._submit(self._save, copied, target, holds_copy=True)
+            self._last_write = self._submit(self._save, copied, target, holds_copy=True)
         self._last_save = (state, target)
 
     def remove_checkpoint(self, path: Any) -> None:
@@ -98,10 +99,10 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         for task, _ in pending:
             task.result()
 
-    def _submit(self, function: Callable[..., None], *args: Any, holds_copy: bool = False) -> None:
+    def _submit(self, function: Callable[..., None], *args: Any, holds_copy: bool = False) -> Future | None:
         if not self.background:
             function(*args)
-            return
+            return None
         if self._writer is None:
             self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="checkpoint-writer")
         # Raised here, a failed earlier write stops the run at its next checkpoint. Only copies waiting
@@ -111,13 +112,17 @@ class AtomicCheckpointIO(TorchCheckpointIO):
             or (holds_copy and sum(held for _, held in self._pending) >= MAX_PENDING_COPIES)
         ):
             self._pending.pop(0)[0].result()
-        self._pending.append((self._writer.submit(function, *args), holds_copy))
+        task = self._writer.submit(function, *args)
+        self._pending.append((task, holds_copy))
+        return task
 
     def _save(self, checkpoint: dict[str, Any], target: Path) -> None:
         self._replace(target, lambda temporary: self._write_file(checkpoint, temporary))
 
-    def _link(self, source: Path, target: Path) -> None:
-        """Give the file written for ``source`` the name ``target`` too."""
+    def _link(self, written: Future | None, source: Path, target: Path) -> None:
+        """Give the file ``written`` to ``source`` the name ``target`` too, if that write succeeded."""
+        if written is not None:
+            written.result()  # done already (one thread writes in order); raises if it failed
 
         def link(temporary: Path) -> None:
             temporary.unlink()
