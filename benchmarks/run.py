@@ -95,19 +95,24 @@ def train(kind: str, project: Path, epochs: int, out: Path, extra: tuple[str, ..
             "epoch_times": report["epoch_times"],
         }
     marks = out / "epoch_marks.json"
-    command = [sys.executable, "train.py", f"--trainer.max_epochs={epochs}"]
-    clock = ("--trainer.callbacks+=epoch_clock.EpochClock", f"--trainer.callbacks.init_args.path={marks}")
+    command = lightning_command(kind, epochs, out, marks, *extra)
     out.mkdir(parents=True, exist_ok=True)
-    if kind == "stock":
-        command += [f"--trainer.default_root_dir={out}", *STOCK, *clock, *extra]
-        result = {"epochs": epochs, "val_acc": None}
-    else:
-        command += [f"--trainer.logger.init_args.save_dir={out}", *clock, *extra]
-        result = {}
+    result = {"epochs": epochs, "val_acc": None} if kind == "stock" else {}
     result["wall"], _ = timed(command, cwd=project, env={"PYTHONPATH": str(HERE)})
     if kind == "default":
         result.update(epochs=epochs_trained(out), val_acc=final_val_acc(out))
     return {**result, "epoch_times": epoch_times(marks)}
+
+
+def lightning_command(kind: str, epochs: int, out: Path, marks: Path, *extra: str) -> list[str]:
+    """``python train.py`` as stock or default, writing under ``out``, its epoch clock writing ``marks``."""
+    where = (
+        (f"--trainer.default_root_dir={out}", *STOCK)
+        if kind == "stock"
+        else (f"--trainer.logger.init_args.save_dir={out}",)
+    )
+    clock = ("--trainer.callbacks+=epoch_clock.EpochClock", f"--trainer.callbacks.init_args.path={marks}")
+    return [sys.executable, "train.py", f"--trainer.max_epochs={epochs}", *where, *clock, *extra]
 
 
 def epoch_times(marks: Path) -> list[float]:
@@ -122,17 +127,8 @@ def take_turns(project: Path, epochs: int, out: Path) -> dict[str, list[float]]:
     turns = {"stock": (to_stock[0], to_default[1]), "default": (to_default[0], to_stock[1])}
     processes = {}
     for kind, (read, write) in turns.items():
-        where = (
-            (f"--trainer.default_root_dir={out / kind}", *STOCK)
-            if kind == "stock"
-            else (f"--trainer.logger.init_args.save_dir={out / kind}",)
-        )
-        command = [
-            *(sys.executable, "train.py", f"--trainer.max_epochs={epochs}", *where),
-            "--trainer.callbacks+=epoch_clock.EpochClock",
-            f"--trainer.callbacks.init_args.path={out / kind}.json",
-            f"--trainer.callbacks.init_args.turns={read},{write}",
-        ]
+        turn = f"--trainer.callbacks.init_args.turns={read},{write}"
+        command = lightning_command(kind, epochs, out / kind, out / f"{kind}.json", turn)
         processes[kind] = subprocess.Popen(
             command,
             cwd=project,
@@ -142,9 +138,8 @@ def take_turns(project: Path, epochs: int, out: Path) -> dict[str, list[float]]:
             stderr=subprocess.PIPE,
             text=True,
         )
+    os.write(to_stock[1], b"x")  # stock's turn first
     for fd in (*to_stock, *to_default):
-        if fd == to_stock[1]:
-            os.write(fd, b"x")
         os.close(fd)
     for kind, process in processes.items():
         _, stderr = process.communicate()
