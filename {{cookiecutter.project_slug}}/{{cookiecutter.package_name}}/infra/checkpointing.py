@@ -57,8 +57,8 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         self.background = background
         self._writer: ThreadPoolExecutor | None = None
         self._pending: list[tuple[Future, bool]] = []  # each task, and whether it holds a checkpoint copy
-        self._last_save: tuple[tuple, Path] | None = None  # (training state, file) of the latest save
-        self._last_write: Future | None = None  # the write of that file, on the background thread
+        # The latest save: its training state, its file, and the write of that file (None if synchronous).
+        self._last_save: tuple[tuple, Path, Future | None] | None = None
         # Read here: reading the umask sets it, which the writer thread must not do while files are made.
         self._mode = 0o666 & ~current_umask()
 
@@ -71,11 +71,11 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         # What tells two saves of one state apart; a weights-only checkpoint lacks the optimizer and loops.
         state = (checkpoint.get("epoch"), checkpoint.get("global_step"), tuple(checkpoint))
         if self._last_save is not None and self._last_save[0] == state and self._last_save[1] != target:
-            self._submit(self._link, self._last_write, self._last_save[1], target)
+            _, source, written = self._last_save
+            self._last_save = (state, target, self._submit(self._link, written, source, target))
         else:
             copied = snapshot(checkpoint) if self.background else checkpoint
-            self._last_write = self._submit(self._save, copied, target, holds_copy=True)
-        self._last_save = (state, target)
+            self._last_save = (state, target, self._submit(self._save, copied, target, holds_copy=True))
 
     def remove_checkpoint(self, path: Any) -> None:
         if self._last_save is not None and self._last_save[1] == Path(path):
