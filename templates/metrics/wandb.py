@@ -54,9 +54,9 @@ def written(path: Path, settle: float = 2.0, timeout: float = 60.0) -> list[byte
         raws = list(records(path))
         if raws and Record.FromString(raws[-1]).WhichOneof("record_type") == "exit":
             return raws
-        now = time.monotonic()
-        if path.stat().st_size != size:
-            size, since = path.stat().st_size, now
+        now, current = time.monotonic(), path.stat().st_size
+        if current != size:
+            size, since = current, now
         elif now - since >= settle or now >= deadline:
             return raws
         time.sleep(0.1)
