@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import importlib.util
-import json
 import os
 from pathlib import Path
 
@@ -60,20 +59,12 @@ def wandb(log_dir: Path, experiment: str) -> dict[str, list[float]]:
     metrics: dict[str, list[float]] = {}
     runs = sorted((log_dir / "wandb").glob("offline-run-*/run-*.wandb"))
     assert runs, f"no offline W&B run in {log_dir / 'wandb'}"
-    from wandb.proto.wandb_internal_pb2 import Record
-
     reader = wandb_run_file()
     for path in runs:
-        for record in map(Record.FromString, reader.written(path)):
-            if record.WhichOneof("record_type") == "history":
-                for item in record.history.item:
-                    name = item.key or "/".join(item.nested_key)
-                    value = json.loads(item.value_json)
-                    if not name.startswith("_") and name not in (
-                        "epoch",
-                        "trainer/global_step",
-                    ):
-                        metrics.setdefault(name, []).append(float(value))
+        run_id = path.parent.name.rsplit("-", 1)[1]  # offline-run-<time>-<run id>
+        for name, points in reader.read_scalars(log_dir / experiment / run_id).items():
+            if name != "epoch":
+                metrics.setdefault(name, []).extend(value for _, value in points)
     return metrics
 
 
