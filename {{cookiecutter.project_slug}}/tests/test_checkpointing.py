@@ -46,9 +46,11 @@ def test_no_name_is_given_to_a_write_that_failed(tmp_path):
     writer.teardown()
     failing, state = FailingCheckpointIO(), {"epoch": 3, "global_step": 30, "weight": torch.zeros(3)}
     failing.save_checkpoint(state, best)
-    failing.save_checkpoint(dict(state), last)  # would be a link to the new best
     with pytest.raises(OSError, match="No space left"):
+        # Would be a link to the new best. Raises here if the write has failed by now, else at the end.
+        failing.save_checkpoint(dict(state), last)
         failing.teardown()
+    failing.teardown()
     assert (load_checkpoint(best)["epoch"], load_checkpoint(last)["epoch"]) == (1, 2)
 
 
