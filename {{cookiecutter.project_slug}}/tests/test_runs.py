@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -11,13 +12,20 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-from conftest import PROJECT_ROOT, checkpointed_runs, load_checkpoint
-from metrics import RESUME_CONTINUES_RUN
+from conftest import PROJECT_ROOT, checkpointed_runs, load_checkpoint, run_folders, run_train
+from metrics import REPLAYED_STEPS_DISCARDED, RESUME_CONTINUES_RUN, read_scalars
 
 from {{ cookiecutter.package_name }}.infra.claims import LOCK_FILE, claim_version
 from {{ cookiecutter.package_name }}.infra.resume import best_checkpoint
 
 SHORT = ("--trainer.limit_train_batches=2", "--trainer.limit_val_batches=1")
+PROBES_ENV = {"PYTHONPATH": str(PROJECT_ROOT / "tests")}
+# A process killed (SIGKILL) at the end of its second training step, before its first checkpoint.
+KILL_AT_STEP_2 = (
+    "--trainer.callbacks+=probes.KillAt",
+    "--trainer.callbacks.init_args.epoch=0",
+    "--trainer.callbacks.init_args.batch=1",
+)
 
 
 def test_runs_started_together_claim_different_folders(tmp_path):
@@ -112,14 +120,25 @@ def test_a_requeued_slurm_job_resumes_its_own_run_not_the_newest(cli, tmp_path, 
     assert max(load_checkpoint(run / "checkpoints" / "last.ckpt")["epoch"] for run in resumed) == 1
     assert (other / "checkpoints" / "last.ckpt").read_bytes() == others_checkpoint
 
-    # Requeued before its first checkpoint: a run of its own from scratch, not someone else's.
+    # Requeued before its first checkpoint: from scratch, not from another job's run. Its first attempt,
+    # killed at its second step, had claimed a folder and logged there: a logger that can drop those steps
+    # (TensorBoard) starts again in that folder, the others in a new one.
     monkeypatch.setenv("SLURM_JOB_ID", "303")
-    started = cli("fit", "--ckpt_path=last", "--trainer.max_epochs=1", *SHORT, log_dir=tmp_path)
+    monkeypatch.delenv("SLURM_RESTART_COUNT")
+    one_epoch = ("--trainer.max_epochs=1", "--trainer.log_every_n_steps=1", *SHORT)
+    killed = run_train("fit", *one_epoch, *KILL_AT_STEP_2, log_dir=tmp_path, check=False, env=PROBES_ENV)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    monkeypatch.setenv("SLURM_RESTART_COUNT", "1")
+    started = cli("fit", "--ckpt_path=last", *one_epoch, log_dir=tmp_path)
     assert "SLURM job 303 was requeued before its first checkpoint" in started.stderr
+    runs = [run for run in run_folders(tmp_path) if job_of(run) == "303"]
+    assert len(runs) == (1 if REPLAYED_STEPS_DISCARDED else 2)
     (fresh,) = [run for run in checkpointed_runs(tmp_path) if job_of(run) == "303"]
-    # As far as job 202's run of one epoch from scratch, not further.
+    # As far as job 202's run of one epoch from scratch, not further, and each step logged once.
     steps = [load_checkpoint(run / "checkpoints" / "last.ckpt")["global_step"] for run in (fresh, other)]
     assert steps[0] == steps[1]
+    logged = [step for step, _ in read_scalars(fresh)["train/loss"]]
+    assert len(logged) == len(set(logged)) == steps[0]
 
 
 def test_best_is_found_beside_last_after_the_run_moved(trained_run, tmp_path):

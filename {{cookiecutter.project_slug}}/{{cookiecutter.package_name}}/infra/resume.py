@@ -17,7 +17,14 @@ import torch
 from pytorch_lightning.utilities.rank_zero import rank_zero_info
 
 from .claims import claim_version, job_runs, lock_run
-from .runs import checkpointed_runs, continue_run, experiment_root, last_checkpoints, logger_kind
+from .runs import (
+    checkpointed_runs,
+    claimed_runs,
+    continue_run,
+    experiment_root,
+    last_checkpoints,
+    logger_kind,
+)
 
 
 def best_checkpoint(last: Path) -> Path:
@@ -68,11 +75,16 @@ def find_checkpoint(config, reuse_run: bool) -> Path | None:
     if job is not None and not job_runs(checkpointed_runs(logger, root), job):
         rank_zero_info(f"SLURM job {job} was requeued before its first checkpoint: it starts from scratch")
         config.ckpt_path = None
+        # In the folder its first attempt claimed, where the logger can drop what that attempt logged;
+        # the other loggers start a run of their own, as their resumes do.
+        started = job_runs(claimed_runs(logger, root), job)
+        if started and discards_replayed_steps(logger) and continue_run(logger, started[-1]):
+            discard_logs_after(0, logger, started[-1])
+            return started[-1]
         return None
     checkpoint = resolve_checkpoint(config.ckpt_path, logger, root, job)
     config.ckpt_path = str(checkpoint)
     if reuse_run and continue_run(logger, checkpoint.parents[1]):
-        warnings.filterwarnings("ignore", "Checkpoint directory .* exists and is not empty")
         return checkpoint.parents[1]
     return None
 
@@ -95,6 +107,11 @@ def claim_run(config, continued: Path | None) -> None:
         lock_run(experiment / (version if isinstance(version, str) else f"version_{version}"))
 
 
+def discards_replayed_steps(logger_config) -> bool:
+    """Whether the logger can drop steps an interrupted run logged (TensorBoard's restart marker)."""
+    return logger_kind(logger_config) == "TensorBoardLogger"
+
+
 def discard_logs_after(global_step: int, logger_config, run_dir: Path) -> None:
     """Make TensorBoard drop what the run in ``run_dir`` logged after the checkpoint of ``global_step``.
 
@@ -102,7 +119,7 @@ def discard_logs_after(global_step: int, logger_config, run_dir: Path) -> None:
     restart marker at the checkpoint's step: TensorBoard (and its EventAccumulator) then discards the older
     events from that step on, so every step appears once.
     """
-    if logger_config.class_path.endswith("TensorBoardLogger"):
+    if discards_replayed_steps(logger_config):
         logger_config.init_args.purge_step = global_step
         # TensorBoard reads the event files in name order, and a name starts with the second the file was
         # created, then the process id: a resume started in the second the interrupted run's file was

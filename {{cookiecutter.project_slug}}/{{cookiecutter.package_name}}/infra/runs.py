@@ -12,12 +12,13 @@ from __future__ import annotations
 import glob
 import os
 import sys
+import warnings
 from pathlib import Path
 
 import pytorch_lightning as pl
 from pytorch_lightning.cli import SaveConfigCallback
 
-from .claims import lock_run
+from .claims import LOCK_FILE, lock_run
 
 # The init argument that names a run to continue, for each logger that can continue one. CSVLogger is
 # missing on purpose: given an existing version it deletes that run's metrics.csv, so a resumed CSV run
@@ -67,18 +68,32 @@ def refuse_remote_folders(logger_config, default_root_dir: str | None) -> None:
             )
 
 
-def last_checkpoints(logger_config, default_root_dir: str | None) -> str:
-    """The glob pattern matching the ``last.ckpt`` of every run of this logger."""
+def runs_pattern(logger_config, default_root_dir: str | None) -> Path:
+    """The glob pattern matching every run folder of this logger."""
     root = experiment_root(logger_config, default_root_dir)
     # MLflow nests runs one level deeper, under the experiment id.
-    runs = "*/*" if logger_kind(logger_config) == "MLFlowLogger" else "*"
-    return str(root / runs / "checkpoints" / "last.ckpt")
+    return root / ("*/*" if logger_kind(logger_config) == "MLFlowLogger" else "*")
+
+
+def last_checkpoints(logger_config, default_root_dir: str | None) -> str:
+    """The glob pattern matching the ``last.ckpt`` of every run of this logger."""
+    return str(runs_pattern(logger_config, default_root_dir) / "checkpoints" / "last.ckpt")
+
+
+def _oldest_first(pattern: str, depth: int) -> list[Path]:
+    """The run folders ``depth`` levels above the files matching ``pattern``, oldest file first."""
+    found = sorted((Path(path) for path in glob.glob(pattern)), key=lambda path: path.stat().st_mtime)
+    return [path.parents[depth] for path in found]
 
 
 def checkpointed_runs(logger_config, default_root_dir: str | None) -> list[Path]:
     """The run folders that hold a ``checkpoints/last.ckpt``, oldest first (by that file's time)."""
-    found = [Path(path) for path in glob.glob(last_checkpoints(logger_config, default_root_dir))]
-    return [last.parents[1] for last in sorted(found, key=lambda path: path.stat().st_mtime)]
+    return _oldest_first(last_checkpoints(logger_config, default_root_dir), depth=1)
+
+
+def claimed_runs(logger_config, default_root_dir: str | None) -> list[Path]:
+    """Every run folder, checkpointed or not: each holds the ``run.lock`` its run took at the start."""
+    return _oldest_first(str(runs_pattern(logger_config, default_root_dir) / LOCK_FILE), depth=0)
 
 
 def continue_run(logger_config, run: Path) -> bool:
@@ -90,6 +105,8 @@ def continue_run(logger_config, run: Path) -> bool:
     if logger_kind(logger_config) == "WandbLogger":
         # Online, W&B refuses an existing run id unless told to resume it.
         logger_config.init_args["resume"] = "allow"
+    # Its checkpoints are replaced as the run goes on: Lightning's warning about them does not apply.
+    warnings.filterwarnings("ignore", "Checkpoint directory .* exists and is not empty")
     return True
 
 
