@@ -174,6 +174,11 @@ def test_sbatch_script_runs_on_old_bash_and_without_a_logs_folder(project):
     assert "[@]" not in script and "[*]" not in script
 
 
+def finished_epochs(project: Path, job: str) -> int:
+    """How many epochs the job's attempts have finished so far, replayed ones included."""
+    return len(re.findall(r"^epoch \d+:", output(project, job), re.M))
+
+
 def test_ten_signals_at_random_moments_each_requeue_and_the_job_completes(cluster, project, tmp_path):
     epochs, deliveries = 200, 10
     job = submit(cluster, project, tmp_path, f"--trainer.max_epochs={epochs}")
@@ -187,8 +192,14 @@ def test_ten_signals_at_random_moments_each_requeue_and_the_job_completes(cluste
             assert state in ("PENDING", "RUNNING", "COMPLETING") and time.monotonic() < deadline, failure
             cluster.release(job)
             time.sleep(0.05)
-        # Anywhere from the first instant both ranks listen (PyTorch still importing) well into training.
-        time.sleep(rng.uniform(0, 12))
+        # A random moment: up to 3 s after both ranks listen (PyTorch importing, the ranks joining, the
+        # restore), or up to 0.5 s after the attempt's first or second epoch. Counted in epochs, not seconds,
+        # so that ten attempts stay short of where early stopping ends the job, however fast the machine.
+        epochs_before, more = finished_epochs(project, job), rng.randint(0, 2)
+        while finished_epochs(project, job) < epochs_before + more:
+            assert time.monotonic() < deadline, f"delivery {delivery}: {output(project, job)}"
+            time.sleep(0.02)
+        time.sleep(rng.uniform(0, 0.5) if more else rng.uniform(0, 3))
         assert cluster.job(job).state == "RUNNING", f"delivery {delivery}: {output(project, job)}"
         sent = time.monotonic()
         cluster.command("scancel", "--signal=USR1", job)
