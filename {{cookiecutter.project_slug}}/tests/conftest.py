@@ -27,6 +27,8 @@ from {{ cookiecutter.package_name }}.lightning.module import ImageClassifier
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 CONFIG = yaml.safe_load((PROJECT_ROOT / "configs" / "config.yaml").read_text(encoding="utf-8"))
+# The environment that lets a run's command line name the faults and probes of tests/probes.py.
+PROBES_ENV = {"PYTHONPATH": str(PROJECT_ROOT / "tests")}
 # Extra train.py options for every test run: the stand-in data (set by the ``stand_in_data`` fixture).
 TEST_ARGS: list[str] = []
 # The init arguments that point the DataModule at the stand-in data.

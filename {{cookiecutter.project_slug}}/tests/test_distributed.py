@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 from conftest import (
+    PROBES_ENV,
     PROJECT_ROOT,
     batch_size_for,
     checkpointed_runs,
@@ -120,7 +121,7 @@ def test_sigterm_to_rank_zero_stops_every_rank_with_a_checkpoint(tmp_path):
         "--trainer.callbacks.init_args.signal=SIGTERM",
         log_dir=tmp_path,
         check=False,
-        env={**SINGLE_THREAD, "PYTHONPATH": str(PROJECT_ROOT / "tests")},
+        env={**SINGLE_THREAD, **PROBES_ENV},
     )
     assert result.returncode == 143, result.stderr
     assert result.stderr.count(RESUME_HINT) == 1
@@ -140,7 +141,7 @@ def test_a_nan_in_one_process_stops_every_process_at_that_step(tmp_path):
         "--trainer.callbacks.init_args.step=2",
         log_dir=tmp_path,
         check=False,
-        env={**SINGLE_THREAD, "PYTHONPATH": str(PROJECT_ROOT / "tests")},
+        env={**SINGLE_THREAD, **PROBES_ENV},
         timeout=120,
     )
     assert result.returncode == 1, result.stderr

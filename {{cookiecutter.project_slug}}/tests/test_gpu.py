@@ -5,7 +5,7 @@ import json
 import pytest
 import torch
 import yaml
-from conftest import PROJECT_ROOT, checkpointed_runs, run_train
+from conftest import PROBES_ENV, checkpointed_runs, run_train
 from metrics import read_scalars
 
 pytestmark = [
@@ -25,7 +25,7 @@ def test_one_gpu_mixed_precision_fit(tmp_path):
         "--trainer.callbacks+=probes.Throughput",
         f"--trainer.callbacks.init_args.path={speed_file}",
         log_dir=tmp_path / "logs",
-        env={"PYTHONPATH": str(PROJECT_ROOT / "tests")},
+        env=PROBES_ENV,
     )
     (run_dir,) = checkpointed_runs(tmp_path / "logs")
     config = yaml.safe_load((run_dir / "config.yaml").read_text())

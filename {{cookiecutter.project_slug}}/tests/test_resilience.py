@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 import torch
 from conftest import (
+    PROBES_ENV,
     PROJECT_ROOT,
     batch_size_for,
     checkpointed_runs,
@@ -29,7 +30,6 @@ from {{ cookiecutter.package_name }}.infra.preemption import RESUME_HINT
 from {{ cookiecutter.package_name }}.infra.resume import discard_logs_after
 {%- endif %}
 
-PROBES_ENV = {"PYTHONPATH": str(PROJECT_ROOT / "tests")}
 BATCHES = 5  # training batches per epoch of the short runs
 
 

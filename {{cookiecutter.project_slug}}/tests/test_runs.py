@@ -12,14 +12,20 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-from conftest import PROJECT_ROOT, checkpointed_runs, load_checkpoint, run_folders, run_train
+from conftest import (
+    PROBES_ENV,
+    PROJECT_ROOT,
+    checkpointed_runs,
+    load_checkpoint,
+    run_folders,
+    run_train,
+)
 from metrics import REPLAYED_STEPS_DISCARDED, RESUME_CONTINUES_RUN, read_scalars
 
 from {{ cookiecutter.package_name }}.infra.claims import LOCK_FILE, claim_version
 from {{ cookiecutter.package_name }}.infra.resume import best_checkpoint
 
 SHORT = ("--trainer.limit_train_batches=2", "--trainer.limit_val_batches=1")
-PROBES_ENV = {"PYTHONPATH": str(PROJECT_ROOT / "tests")}
 # A process killed (SIGKILL) at the end of its second training step, before its first checkpoint.
 KILL_AT_STEP_2 = (
     "--trainer.callbacks+=probes.KillAt",
