@@ -193,13 +193,16 @@ def test_ten_signals_at_random_moments_each_requeue_and_the_job_completes(cluste
             cluster.release(job)
             time.sleep(0.05)
         # A random moment: up to 3 s after both ranks listen (PyTorch importing, the ranks joining, the
-        # restore), or up to 0.5 s after the attempt's first or second epoch. Counted in epochs, not seconds,
-        # so that ten attempts stay short of where early stopping ends the job, however fast the machine.
+        # restore), or up to 0.5 s after the attempt's first or second epoch; never past the end of the epoch
+        # under way. Bounded in epochs, not seconds, so that ten attempts stay short of where early stopping
+        # ends the job, however fast the machine.
         epochs_before, more = finished_epochs(project, job), rng.randint(0, 2)
         while finished_epochs(project, job) < epochs_before + more:
             assert time.monotonic() < deadline, f"delivery {delivery}: {output(project, job)}"
             time.sleep(0.02)
-        time.sleep(rng.uniform(0, 0.5) if more else rng.uniform(0, 3))
+        moment = time.monotonic() + (rng.uniform(0, 0.5) if more else rng.uniform(0, 3))
+        while time.monotonic() < moment and finished_epochs(project, job) == epochs_before + more:
+            time.sleep(0.02)
         assert cluster.job(job).state == "RUNNING", f"delivery {delivery}: {output(project, job)}"
         sent = time.monotonic()
         cluster.command("scancel", "--signal=USR1", job)
