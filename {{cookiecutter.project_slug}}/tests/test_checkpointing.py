@@ -4,7 +4,6 @@ state, a queue that does not make training wait, and generators restored on fewe
 
 from __future__ import annotations
 
-import os
 import threading
 from typing import Any, BinaryIO
 
@@ -12,7 +11,11 @@ import pytest
 import torch
 from conftest import load_checkpoint
 
-from {{ cookiecutter.package_name }}.infra.checkpointing import AtomicCheckpointIO, RandomStateCheckpoint
+from {{ cookiecutter.package_name }}.infra.checkpointing import (
+    AtomicCheckpointIO,
+    RandomStateCheckpoint,
+    current_umask,
+)
 
 
 class FailingCheckpointIO(AtomicCheckpointIO):
@@ -35,7 +38,7 @@ def test_failed_write_leaves_the_previous_checkpoint(tmp_path):
         failing.teardown()
     assert load_checkpoint(target)["epoch"] == 1
     assert [path.name for path in tmp_path.iterdir()] == ["last.ckpt"]
-    assert target.stat().st_mode & 0o777 == 0o666 & ~_umask()
+    assert target.stat().st_mode & 0o777 == 0o666 & ~current_umask()
 
 
 def test_no_name_is_given_to_a_write_that_failed(tmp_path):
@@ -88,12 +91,6 @@ def test_removals_and_links_queue_behind_a_slow_write_without_making_training_wa
     disk_ready.set()
     writer.teardown()
     assert (tmp_path / "last.ckpt").samefile(tmp_path / "best-epoch=003.ckpt") and len(written) == 1
-
-
-def _umask() -> int:
-    umask = os.umask(0o022)
-    os.umask(umask)
-    return umask
 
 
 def test_gpu_random_states_restore_on_fewer_gpus(monkeypatch):
