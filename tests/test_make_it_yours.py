@@ -40,6 +40,8 @@ import torch
 from PIL import Image
 from torch.utils.data import DataLoader, TensorDataset
 
+from ..infra.resumable_loader import ResumableDataLoader
+
 
 class PngDataModule(pl.LightningDataModule):
     """Every PNG under ``root/<class>/``, as float RGB in [0, 1], split 70/15/15 by ``seed``."""
@@ -71,7 +73,8 @@ class PngDataModule(pl.LightningDataModule):
         self.splits = {name: TensorDataset(images[i], labels[i]) for name, i in parts.items()}
 
     def train_dataloader(self) -> DataLoader:
-        return DataLoader(self.splits["train"], batch_size=self.batch_size, shuffle=True)
+        # A drop-in DataLoader that a run stopped mid-epoch resumes at the batch where it stopped.
+        return ResumableDataLoader(self.splits["train"], batch_size=self.batch_size, shuffle=True)
 
     def val_dataloader(self) -> DataLoader:
         return DataLoader(self.splits["val"], batch_size=self.batch_size)

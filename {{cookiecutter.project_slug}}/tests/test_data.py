@@ -64,3 +64,24 @@ def test_training_batches_are_shuffled(datamodule):
     second = torch.cat([labels for _, labels in datamodule.train_dataloader()])
     assert len(first) == len(datamodule.splits["train"])
     assert not torch.equal(first, second)
+
+
+def test_the_training_loader_resumes_where_a_checkpoint_left_it(datamodule):
+    """A run stopped mid-epoch resumes on the batches it would have had (``ResumableDataLoader``)."""
+    loader = datamodule.train_dataloader()
+    resumable = all(callable(getattr(loader, name, None)) for name in ("state_dict", "load_state_dict"))
+    assert resumable, (
+        f"a {type(loader).__name__} cannot resume mid-epoch: make the training loader a ResumableDataLoader "
+        "(infra/resumable_loader.py)"
+    )
+    assert len(loader) >= 2
+    torch.manual_seed(0)
+    batches = iter(loader)
+    next(batches)
+    state, random_state = loader.state_dict(), torch.get_rng_state()
+    rest = torch.cat([labels for _, labels in batches])
+    resumed = datamodule.train_dataloader()
+    torch.manual_seed(1)
+    torch.set_rng_state(random_state)  # as the checkpoint's random states are restored
+    resumed.load_state_dict(state)
+    assert torch.equal(torch.cat([labels for _, labels in resumed]), rest)

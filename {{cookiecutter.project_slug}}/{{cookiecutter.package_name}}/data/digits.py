@@ -82,7 +82,7 @@ class DigitsDataModule(pl.LightningDataModule):
         self.splits = {name: ImageTensorDataset(images[i], labels[i]) for name, i in indices.items()}
 
     def train_dataloader(self) -> DataLoader:
-        return loader(self.splits["train"], self.batch_size, self.num_workers, shuffle=True)
+        return loader(self.splits["train"], self.batch_size, self.num_workers, train=True)
 
     def val_dataloader(self) -> DataLoader:
         return loader(self.splits["val"], self.batch_size, self.num_workers)

@@ -168,7 +168,7 @@ class FolderDataModule(pl.LightningDataModule):
         return {"root": str(folder)}
 
     def train_dataloader(self) -> DataLoader:
-        return loader(self.splits["train"], self.batch_size, self.num_workers, shuffle=True)
+        return loader(self.splits["train"], self.batch_size, self.num_workers, train=True)
 
     def val_dataloader(self) -> DataLoader:
         return loader(self.splits["val"], self.batch_size, self.num_workers)

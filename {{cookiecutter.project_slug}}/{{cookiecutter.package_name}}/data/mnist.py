@@ -102,7 +102,7 @@ class MNISTDataModule(pl.LightningDataModule):
         )
 
     def train_dataloader(self) -> DataLoader:
-        return loader(self.splits["train"], self.batch_size, self.num_workers, shuffle=True)
+        return loader(self.splits["train"], self.batch_size, self.num_workers, train=True)
 
     def val_dataloader(self) -> DataLoader:
         return loader(self.splits["val"], self.batch_size, self.num_workers)

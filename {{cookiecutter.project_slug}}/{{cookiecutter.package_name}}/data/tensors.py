@@ -6,6 +6,8 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
+from ..infra.resumable_loader import ResumableDataLoader
+
 
 class ImageTensorDataset(Dataset):
     """Images and labels held in memory as two tensors.
@@ -52,12 +54,15 @@ def split_indices(num_samples: int, fractions: dict[str, float], seed: int) -> d
     return splits
 
 
-def loader(dataset: Dataset, batch_size: int, num_workers: int, shuffle: bool = False) -> DataLoader:
-    """A DataLoader for an :class:`ImageTensorDataset` (batches come whole from ``__getitems__``)."""
-    return DataLoader(
+def loader(dataset: Dataset, batch_size: int, num_workers: int, train: bool = False) -> DataLoader:
+    """A DataLoader for an :class:`ImageTensorDataset` (batches come whole from ``__getitems__``).
+
+    The training one shuffles, and a resumed run continues it at the batch where its checkpoint was saved.
+    """
+    return (ResumableDataLoader if train else DataLoader)(
         dataset,
         batch_size=batch_size,
-        shuffle=shuffle,
+        shuffle=train,
         collate_fn=keep_batch,
         num_workers=num_workers,
         persistent_workers=num_workers > 0,
