@@ -128,6 +128,9 @@ def test_sigterm_to_rank_zero_stops_every_rank_with_a_checkpoint(tmp_path):
     (run_dir,) = checkpointed_runs(tmp_path)
     saved = load_checkpoint(run_dir / "checkpoints" / "last.ckpt")
     assert (saved["epoch"], saved["global_step"]) == (1, 9)
+    # Where the resumed run's loader goes on: the DDP sampler's epoch, and the 4 batches given in it.
+    (position,) = saved["loops"]["fit_loop"]["state_dict"]["combined_loader"]
+    assert (position["epoch"], position["given"]) == (1, 4)
 
 
 def test_a_nan_in_one_process_stops_every_process_at_that_step(tmp_path):
