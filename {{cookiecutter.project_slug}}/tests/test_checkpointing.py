@@ -11,11 +11,8 @@ import pytest
 import torch
 from conftest import load_checkpoint
 
-from {{ cookiecutter.package_name }}.infra.checkpointing import (
-    AtomicCheckpointIO,
-    RandomStateCheckpoint,
-    current_umask,
-)
+from {{ cookiecutter.package_name }}.infra.checkpointing import AtomicCheckpointIO, current_umask
+from {{ cookiecutter.package_name }}.infra.random_state import RandomStateCheckpoint
 
 
 class FailingCheckpointIO(AtomicCheckpointIO):

@@ -1,11 +1,9 @@
 """Checkpoints that survive crashes, kills and preemption.
 
-- :class:`AtomicCheckpointIO` writes every checkpoint to a temporary file beside the target, fsyncs it
-  and renames it over the target: a crash at any moment leaves the old file or the new one, never half.
-  It writes on a background thread, so that training does not wait for the disk, and writes the same
-  training state once: saved under a second name (``last.ckpt`` after a new best), it is a hard link.
-- :class:`RandomStateCheckpoint` stores the random number generators in every checkpoint, so that a resumed
-  run shuffles and drops out exactly as an uninterrupted one would.
+:class:`AtomicCheckpointIO` writes every checkpoint to a temporary file beside the target, fsyncs it and
+renames it over the target: a crash at any moment leaves the old file or the new one, never half. It writes
+on a background thread, so that training does not wait for the disk, and writes the same training state
+once: saved under a second name (``last.ckpt`` after a new best), it is a hard link.
 """
 
 from __future__ import annotations
@@ -13,7 +11,6 @@ from __future__ import annotations
 import copy
 import glob
 import os
-import random
 import shutil
 import tempfile
 from collections.abc import Callable
@@ -23,7 +20,6 @@ from typing import Any, BinaryIO
 
 import torch
 from lightning_fabric.plugins.io.torch_io import TorchCheckpointIO
-from pytorch_lightning.callbacks import Callback
 
 # Checkpoints copied to memory and waiting for the disk, at most: a slow disk slows training rather than
 # filling the memory.
@@ -204,27 +200,3 @@ def fsync_directory(directory: Path) -> None:
         os.fsync(descriptor)
     finally:
         os.close(descriptor)
-
-
-class RandomStateCheckpoint(Callback):
-    """Saves the random number generators with each checkpoint and restores them on resume.
-
-    Lightning restores weights, optimizer, schedule and loop counters, but not the generators that shuffle
-    the training data and draw dropout masks; without them a resumed run drifts away from an uninterrupted
-    one. The states are plain tensors and integers, so checkpoints still load with ``weights_only=True``.
-    """
-
-    def state_dict(self) -> dict[str, Any]:
-        state: dict[str, Any] = {"torch": torch.get_rng_state(), "python": random.getstate()}
-        if torch.cuda.is_available() and torch.cuda.is_initialized():
-            state["cuda"] = torch.cuda.get_rng_state_all()
-        return state
-
-    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        torch.set_rng_state(state_dict["torch"])
-        version, internal, gauss = state_dict["python"]
-        random.setstate((version, tuple(internal), gauss))
-        if "cuda" in state_dict and torch.cuda.is_available():
-            # A run saved on more GPUs than this one has (a resume or an evaluation on fewer): one each.
-            for device, cuda_state in enumerate(state_dict["cuda"][: torch.cuda.device_count()]):
-                torch.cuda.set_rng_state(cuda_state, device)
