@@ -10,6 +10,7 @@ import pytorch_lightning as pl
 from pytorch_lightning.callbacks import Callback
 
 from .runs import run_folder
+from .study import RUN
 
 
 class ReportToTrial(Callback):
@@ -23,10 +24,15 @@ class ReportToTrial(Callback):
         trial: The Optuna trial this run is.
         metric: The logged metric the sweep optimises, e.g. ``val/acc``.
         maximize: Whether a higher value is better.
+        history: What an interrupted trial reported, by epoch, when this run resumes its checkpoint: the
+            epochs before the first one this run validates are reported as they were.
     """
 
-    def __init__(self, trial: optuna.Trial, metric: str, maximize: bool) -> None:
+    def __init__(
+        self, trial: optuna.Trial, metric: str, maximize: bool, history: dict[int, float] | None = None
+    ) -> None:
         self.trial, self.metric, self.maximize = trial, metric, maximize
+        self.history = dict(history or {})
         self.values: list[float] = []
         self.pruned_at: int | None = None
         self.missing: list[str] | None = None
@@ -42,6 +48,8 @@ class ReportToTrial(Callback):
 
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         self.run = run_folder(trainer)
+        # Recorded now, so that a rerun of this trial, if it is interrupted, finds its checkpoints.
+        self.trial.set_user_attr(RUN, str(self.run))
 
     def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if trainer.sanity_checking:
@@ -51,9 +59,15 @@ class ReportToTrial(Callback):
             self.missing = sorted(trainer.callback_metrics)
             trainer.should_stop = True
             return
-        self.values.append(float(value))
-        # One step per epoch: the pruner compares trials at the same epoch.
-        self.trial.report(float(value), step=trainer.current_epoch)
+        # A resumed rerun first reports the interrupted trial's epochs before this one, as they were (this
+        # one it validates again when its checkpoint was saved at the end of validation).
+        epochs = [epoch for epoch in sorted(self.history) if epoch <= trainer.current_epoch]
+        reports = {epoch: self.history.pop(epoch) for epoch in epochs}
+        reports[trainer.current_epoch] = float(value)
+        for epoch, reported in reports.items():
+            self.values.append(reported)
+            # One step per epoch: the pruner compares trials at the same epoch.
+            self.trial.report(reported, step=epoch)
         if self.trial.should_prune():
             self.pruned_at = trainer.current_epoch
             trainer.should_stop = True

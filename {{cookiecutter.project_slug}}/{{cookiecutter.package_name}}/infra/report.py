@@ -12,6 +12,7 @@ import yaml
 from optuna.trial import FrozenTrial, TrialState
 
 from .output import format_value
+from .study import RUN
 
 TOP = 5  # trials in the closing table
 
@@ -67,7 +68,7 @@ def print_summary(study: optuna.Study, metric: str, target: int) -> None:
             str(t.number),
             f"{t.value:.4f}",
             *(format_value(t.params[k]) for k in keys),
-            t.user_attrs.get("run", ""),
+            t.user_attrs.get(RUN, ""),
         ]
         for t in best
     ]
@@ -88,7 +89,7 @@ def write_best_config(
     best = ranked(study)
     if not best:
         return None
-    config = yaml.safe_load((Path(best[0].user_attrs["run"]) / "config.yaml").read_text(encoding="utf-8"))
+    config = yaml.safe_load((Path(best[0].user_attrs[RUN]) / "config.yaml").read_text(encoding="utf-8"))
     arguments = config["trainer"]["logger"]["init_args"]
     for key in naming:
         arguments[key] = base_logger.get(key)

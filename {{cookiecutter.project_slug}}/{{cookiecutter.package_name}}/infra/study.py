@@ -8,7 +8,8 @@ POSIX byte locks, which the kernel drops when their holder dies, even by SIGKILL
   never start more trials than requested between them;
 - byte 1 + k is held by worker slot k for its whole life; each trial records the slot that runs it. A
   running trial whose slot nobody holds any more was interrupted: it is marked failed and queued again
-  with the same parameters, so the next worker to ask runs it again.
+  with the same parameters, so the next worker to ask runs it again, from its last checkpoint if it has
+  one (``sweep.resume_point``).
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ except ImportError:  # Windows: one worker at a time, and an interrupted trial i
 WORKER = "worker"  # the user attribute naming the slot that runs a trial
 ERROR = "error"  # the user attribute of a trial that failed because of its parameters (it diverged)
 RERUN_OF = "rerun_of"  # the user attribute of a trial queued again after an interruption
+RUN = "run"  # the user attribute holding a trial's run folder, set when its run starts
 
 
 def counted(trial: FrozenTrial) -> bool:

@@ -28,13 +28,13 @@ from .pruning import ReportToTrial
 from .report import print_summary, report_trial, trial_record, write_best_config
 from .search_space import as_options, check_keys, fail, make_pruner, read_sweep, suggest
 from .signals import received
-from .study import ERROR, Study, counted
+from .study import ERROR, RERUN_OF, RUN, Study, counted
 
 # Options every trial starts with, before sweep.yaml's ``args`` and the command line's: one device per
 # trial (run a worker per GPU), and little output, so that the one line per trial stands out.
 TRIAL_DEFAULTS = ["--trainer.devices=1", "--trainer.enable_progress_bar=false"]
 TRIAL_DEFAULTS += ["--trainer.enable_model_summary=false"]
-STOPPED_HINT = "continue the sweep with the same command (the interrupted trial runs again)"
+STOPPED_HINT = "continue the sweep with the same command (the interrupted trial resumes)"
 # The logger options naming the experiment and the run: each trial is run trial_N of the experiment
 # named after the sweep, so that its curves show next to the other trials'.
 NAMING = {
@@ -95,16 +95,34 @@ def sweeping() -> Iterator[None]:
             logger.setLevel(level)
 
 
+def resume_point(study: Study, trial: optuna.Trial) -> tuple[list[str], dict[int, float]]:
+    """The option that resumes a rerun from its interrupted trial's checkpoint, and what that trial reported.
+
+    Nothing for the other trials, and for a rerun of a trial interrupted before its first checkpoint: they
+    start from scratch.
+    """
+    if RERUN_OF not in trial.user_attrs:
+        return [], {}
+    interrupted = study.study.get_trials(deepcopy=False)[trial.user_attrs[RERUN_OF]]
+    last = Path(interrupted.user_attrs.get(RUN, "")) / "checkpoints" / "last.ckpt"
+    if RUN not in interrupted.user_attrs or not last.is_file():
+        return [], {}
+    print(f"trial {trial.number} resumes trial {interrupted.number} from {last}", flush=True)
+    return [f"--ckpt_path={last}"], dict(interrupted.intermediate_values)
+
+
 def run_trial(
     study: Study, trial: optuna.Trial, sweep: dict, train_args: list[str], naming: list[str]
 ) -> None:
     """Run one trial to its end, tell the study how it ended, and print one line saying so."""
     values = suggest(trial, sweep["params"])
-    reporter = ReportToTrial(trial, sweep["metric"], sweep["direction"] == "maximize")
+    resume, history = resume_point(study, trial)
+    reporter = ReportToTrial(trial, sweep["metric"], sweep["direction"] == "maximize", history)
     started = time.monotonic()
     try:
         with cli.one_of_several_runs():
-            cli.main(["fit", *train_args, *as_options(values), *naming], callbacks=[reporter])
+            options = [*train_args, *as_options(values), *naming, *resume]
+            cli.main(["fit", *options], callbacks=[reporter])
     except SystemExit as exit:
         if not isinstance(exit.__context__, FloatingPointError):  # not the parameters' fault: stop the sweep
             study.study.tell(trial, state=TrialState.FAIL)
@@ -115,7 +133,6 @@ def run_trial(
     if reporter.missing is not None:
         study.study.tell(trial, state=TrialState.FAIL)
         fail(f"metric {sweep['metric']} is never logged; the runs log {', '.join(reporter.missing)}")
-    trial.set_user_attr("run", str(reporter.run))
     if reporter.pruned_at is not None:
         state = TrialState.PRUNED
         why = f"pruned after epoch {reporter.pruned_at} by {type(study.study.pruner).__name__}"
