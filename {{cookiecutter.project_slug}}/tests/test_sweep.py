@@ -200,9 +200,7 @@ def test_a_sweep_killed_mid_trial_continues_to_the_requested_count(sweep, recwar
     steps = [step for step, _ in read_scalars(Path(rerun.user_attrs["run"]))["train/loss"]]
     assert steps[0] > 0
     assert rerun.intermediate_values[0] == killed.intermediate_values[0]
-    # Lightning's use of deprecated jsonargparse API aside (pyproject.toml), no warning: e.g. an epoch
-    # reported twice.
-    assert not [str(w.message) for w in recwarn if not issubclass(w.category, DeprecationWarning)]
+    assert not [str(w.message) for w in recwarn if "optuna" in w.filename]  # e.g. an epoch reported twice
 
 
 @pytest.mark.slow
