@@ -25,6 +25,7 @@ from optuna.storages.journal import JournalFileBackend
 from optuna.trial import TrialState
 
 from {{ cookiecutter.package_name }}.infra.cli import one_of_several_runs
+from {{ cookiecutter.package_name }}.infra.sweep import STOPPED_HINT
 from {{ cookiecutter.package_name }}.infra.sweep import main as sweep_main
 
 SWEEP = yaml.safe_load((PROJECT_ROOT / "configs" / "sweep.yaml").read_text(encoding="utf-8"))
@@ -175,31 +176,35 @@ def assert_six_trials_each_once(log_dir: Path) -> None:
 
 # The sweeps continued or run alongside are in this process: a process of their own would prove nothing more.
 @pytest.mark.slow
-def test_a_sweep_killed_mid_trial_continues_to_the_requested_count(sweep, recwarn, tmp_path):
+@pytest.mark.parametrize("stop", ["SIGKILL", "SIGTERM"])  # a machine gone; a kill or preemption
+def test_a_sweep_stopped_mid_trial_resumes_it_and_ends_at_the_requested_count(sweep, recwarn, tmp_path, stop):
     worker = start_sweep(tmp_path, "--trials=6", "--trainer.max_epochs=3")
     deadline = time.monotonic() + 120
-    # Two trials done and a third one past its first epoch: killed in the middle of a trial.
+    # Two trials done and a third one past its first epoch: stopped in the middle of a trial.
     while len(records(tmp_path)) < 2 or len(list(tmp_path.rglob("last.ckpt"))) < 3:
         assert worker.poll() is None and time.monotonic() < deadline, worker.communicate()
         time.sleep(0.05)
-    worker.send_signal(signal.SIGKILL)
-    first, _ = worker.communicate()
+    worker.send_signal(signal.Signals[stop])
+    first, first_err = worker.communicate()
+    if stop == "SIGTERM":  # the trial saved where it was, and the worker queued it again on its way out
+        assert worker.returncode == 128 + signal.SIGTERM, first_err
+        assert f"stopped by SIGTERM: {STOPPED_HINT}" in first_err.splitlines()
     status, second, err = sweep("--trials=6", "--trainer.max_epochs=3", log_dir=tmp_path)
     assert status == 0, err
-    interrupted = re.findall(r"^trial (\d+) was interrupted: running it again$", second, re.M)
-    assert len(interrupted) == 1, second
     assert not set(trial_lines(first)) & set(trial_lines(second))
     assert_six_trials_each_once(tmp_path)
     trials = study(tmp_path).trials
-    killed = trials[int(interrupted[0])]
-    (rerun,) = [trial for trial in trials if trial.user_attrs.get("rerun_of") == killed.number]
-    assert rerun.params == killed.params
-    # It resumed the killed trial's last checkpoint (past its first epoch), in a run of its own: it trained
-    # only what was left, and reports the epochs before as the killed trial did.
-    assert f"trial {rerun.number} resumes trial {killed.number} from " in second
+    (rerun,) = [trial for trial in trials if "rerun_of" in trial.user_attrs]
+    stopped = trials[rerun.user_attrs["rerun_of"]]
+    assert rerun.params == stopped.params
+    interrupted = re.findall(r"^trial (\d+) was interrupted: running it again$", second, re.M)
+    assert interrupted == ([str(stopped.number)] if stop == "SIGKILL" else []), second
+    # It resumed the stopped trial's last checkpoint (past its first epoch), in a run of its own: it trained
+    # only what was left, and reports the epochs before as the stopped trial did.
+    assert f"trial {rerun.number} resumes trial {stopped.number} from " in second
     steps = [step for step, _ in read_scalars(Path(rerun.user_attrs["run"]))["train/loss"]]
     assert steps[0] > 0
-    assert rerun.intermediate_values[0] == killed.intermediate_values[0]
+    assert rerun.intermediate_values[0] == stopped.intermediate_values[0]
     assert not [str(w.message) for w in recwarn if "optuna" in w.filename]  # e.g. an epoch reported twice
 
 

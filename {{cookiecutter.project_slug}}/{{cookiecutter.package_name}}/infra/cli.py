@@ -23,7 +23,7 @@ from ..lightning.module import ImageClassifier
 from .checks import ConciseParser, check_weights_fit, read_checkpoint, reported_as_one_line
 from .claims import is_first_process, release_runs
 from .output import quiet_known_noise
-from .preemption import exit_after_stop_signal
+from .preemption import RESUME_HINT, exit_after_stop_signal
 from .resume import claim_run, discard_logs_after, find_checkpoint
 from .runs import SaveRunConfig, refuse_remote_folders
 from .signals import catch_stop_signals, restore
@@ -134,12 +134,17 @@ def with_default_subcommand(argv: list[str]) -> list[str]:
     return ["fit", *argv]
 
 
-def main(args: list[str] | None = None, callbacks: list[pl.Callback] | None = None) -> None:
+def main(
+    args: list[str] | None = None,
+    callbacks: list[pl.Callback] | None = None,
+    resume_hint: str = RESUME_HINT,
+) -> None:
     """Run the command line; without a subcommand, ``fit``.
 
     Args:
         args: The options, instead of ``sys.argv``.
         callbacks: Added to the configured ones: how ``sweep.py`` follows each trial.
+        resume_hint: What a run stopped by a signal says on its way out: how to go on.
     """
     quiet_known_noise()
     # MLflow 3 refuses a local file store unless asked (no effect with other loggers or a tracking server).
@@ -172,7 +177,7 @@ def main(args: list[str] | None = None, callbacks: list[pl.Callback] | None = No
                 trainer_defaults={"callbacks": callbacks or []},
             )
     except SIGTERMException:
-        exit_after_stop_signal()
+        exit_after_stop_signal(resume_hint)
     finally:
         release_runs()
         restore(previous_handlers)

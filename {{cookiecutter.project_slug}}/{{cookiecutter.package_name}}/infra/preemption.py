@@ -116,7 +116,7 @@ def requeue() -> None:
         rank_zero_info(f"requeued SLURM job {os.environ['SLURM_JOB_ID']}")
 
 
-def exit_after_stop_signal() -> None:
+def exit_after_stop_signal(resume_hint: str = RESUME_HINT) -> None:
     """Exit like a process killed by the signal (128 + its number), saying how to resume (``cli.main``).
 
     Lightning ends a run stopped by SIGTERM with status 0, which tells a scheduler the job is done;
@@ -125,5 +125,5 @@ def exit_after_stop_signal() -> None:
     signum = received[0] if received else signal.SIGTERM
     if rank_zero_only.rank == 0:
         requeued = wanted() == REQUEUE
-        print(f"stopped by {signal_name()}: " + ("requeued" if requeued else RESUME_HINT), file=sys.stderr)
+        print(f"stopped by {signal_name()}: " + ("requeued" if requeued else resume_hint), file=sys.stderr)
     sys.exit(128 + signum)

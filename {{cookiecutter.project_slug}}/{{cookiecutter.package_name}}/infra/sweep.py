@@ -23,7 +23,7 @@ import optuna
 import yaml
 from optuna.trial import TrialState
 
-from . import cli, preemption
+from . import cli
 from .pruning import ReportToTrial
 from .report import print_summary, report_trial, trial_record, write_best_config
 from .search_space import as_options, check_keys, fail, make_pruner, read_sweep, suggest
@@ -70,16 +70,11 @@ def resolved_config(train_args: list[str]) -> dict[str, Any]:
 
 @contextlib.contextmanager
 def sweeping() -> Iterator[None]:
-    """While trials run: quiet, and a stop signal's hint is about continuing the sweep.
-
-    Lightning's and Optuna's messages for every trial would bury its one line.
-    """
+    """While trials run: quiet. Lightning's and Optuna's messages for every trial would bury its one line."""
     loggers = [logging.getLogger(name) for name in ("pytorch_lightning", "lightning_fabric")]
     levels, verbosity = [logger.level for logger in loggers], optuna.logging.get_verbosity()
     # The trials' options are passed as args: LightningCLI warns when sys.argv holds some too.
     argv, sys.argv = sys.argv, sys.argv[:1]
-    # What a trial stopped by a signal says on its way out: how to continue the sweep, not the run.
-    hint, preemption.RESUME_HINT = preemption.RESUME_HINT, STOPPED_HINT
     for logger in loggers:
         logger.setLevel(logging.WARNING)
     optuna.logging.set_verbosity(optuna.logging.ERROR)
@@ -89,7 +84,7 @@ def sweeping() -> Iterator[None]:
             warnings.filterwarnings("ignore", "Experiment logs directory .* exists and is not empty")
             yield
     finally:
-        sys.argv, preemption.RESUME_HINT = argv, hint
+        sys.argv = argv
         optuna.logging.set_verbosity(verbosity)
         for logger, level in zip(loggers, levels, strict=True):
             logger.setLevel(level)
@@ -122,7 +117,8 @@ def run_trial(
     try:
         with cli.one_of_several_runs():
             options = [*train_args, *as_options(values), *naming, *resume]
-            cli.main(["fit", *options], callbacks=[reporter])
+            # A trial stopped by a signal says how to continue the sweep, not the run.
+            cli.main(["fit", *options], callbacks=[reporter], resume_hint=STOPPED_HINT)
     except SystemExit as exit:
         if not isinstance(exit.__context__, FloatingPointError):  # not the parameters' fault: stop the sweep
             study.study.tell(trial, state=TrialState.FAIL)
