@@ -81,7 +81,6 @@ def test_the_training_loader_resumes_where_a_checkpoint_left_it(datamodule):
     state, random_state = loader.state_dict(), torch.get_rng_state()
     rest = torch.cat([labels for _, labels in batches])
     resumed = datamodule.train_dataloader()
-    torch.manual_seed(1)
     torch.set_rng_state(random_state)  # as the checkpoint's random states are restored
     resumed.load_state_dict(state)
     assert torch.equal(torch.cat([labels for _, labels in resumed]), rest)

@@ -46,8 +46,7 @@ def interrupt(loader: ResumableDataLoader, after: int) -> tuple[dict, torch.Tens
 
 def resume(loader: ResumableDataLoader, state: dict, random_state: torch.Tensor) -> list[torch.Tensor]:
     """What the loader of a resumed process gives over two ``iter()``."""
-    torch.manual_seed(1234)  # a new process draws differently until the checkpoint is restored
-    torch.set_rng_state(random_state)
+    torch.set_rng_state(random_state)  # what RandomStateCheckpoint restores
     loader.load_state_dict(state)
     rest_of_epoch = iter(loader)
     if state["given"] < len(loader):  # drawn again and skipped up to the saved batch, with no trace
