@@ -59,8 +59,8 @@ class ReportToTrial(Callback):
             self.missing = sorted(trainer.callback_metrics)
             trainer.should_stop = True
             return
-        # A resumed rerun first reports the interrupted trial's epochs before this one, as they were (this
-        # one it validates again when its checkpoint was saved at the end of validation).
+        # A resumed rerun first reports the interrupted trial's earlier epochs as they were. An epoch that
+        # trial reported after its last checkpoint, this run trains again: reported once, with this value.
         epochs = [epoch for epoch in sorted(self.history) if epoch <= trainer.current_epoch]
         reports = {epoch: self.history.pop(epoch) for epoch in epochs}
         reports[trainer.current_epoch] = float(value)
