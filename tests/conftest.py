@@ -79,6 +79,10 @@ def environment() -> dict[str, str]:
     return env
 
 
+# A generated project's whole suite, beside the other slow tests on 2 cores: 4-8 minutes (CI, 2026-11-29).
+WHOLE_SUITE_TIMEOUT = 1200
+
+
 def run(command: list[str], cwd: Path, timeout: float = 600) -> subprocess.CompletedProcess:
     """Run a command in a generated project; fail the test with its output if it fails."""
     result = subprocess.run(

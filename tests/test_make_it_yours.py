@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import python, run
+from conftest import WHOLE_SUITE_TIMEOUT, python, run
 from PIL import Image
 
 pytestmark = pytest.mark.slow
@@ -119,7 +119,10 @@ def passes_lint_and_tests(project: Path, whole: bool) -> str:
     run(python("-m", "ruff", "check", "--no-cache", "."), cwd=project)
     run(python("-m", "ruff", "format", "--check", "--no-cache", "."), cwd=project)
     quick = [] if whole else ["-m", "not slow"]
-    result = run(python("-m", "pytest", "-q", "-p", "no:cacheprovider", "-x", *quick), cwd=project)
+    timeout = WHOLE_SUITE_TIMEOUT if whole else 600
+    result = run(
+        python("-m", "pytest", "-q", "-p", "no:cacheprovider", "-x", *quick), cwd=project, timeout=timeout
+    )
     assert re.search(r"\d+ passed", result.stdout) and "failed" not in result.stdout, result.stdout
     return result.stdout
 

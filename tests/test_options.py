@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 import yaml
 from allpairspy import AllPairs
-from conftest import TEMPLATE, python, render, run, run_script
+from conftest import TEMPLATE, WHOLE_SUITE_TIMEOUT, python, render, run, run_script
 from logger_metrics import READERS
 from packaging.version import Version
 
@@ -357,5 +357,7 @@ def test_generated_test_pairs_cover_every_logger_and_example():
 @pytest.mark.slow
 def test_generated_whole_suite_passes(project, tmp_path, pair):
     root = Path(shutil.copytree(project(COMBINATIONS.index(CODE_VARIANTS[pair])), tmp_path / "project"))
-    result = run(python("-m", "pytest", "-q", "-p", "no:cacheprovider"), cwd=root)
+    result = run(
+        python("-m", "pytest", "-q", "-p", "no:cacheprovider"), cwd=root, timeout=WHOLE_SUITE_TIMEOUT
+    )
     assert re.search(r"\d+ passed", result.stdout) and "failed" not in result.stdout
