@@ -37,7 +37,7 @@ def trial_record(trial: optuna.Trial, state: str, value: float | None, values: d
 def report_trial(record: dict, metric: str, run: Path | None, seconds: float) -> None:
     """Write ``record`` as ``trial.yaml`` in the trial's run folder, and print it as one line."""
     if run is not None:
-        (run / "trial.yaml").write_text(yaml.safe_dump(record, sort_keys=False), encoding="utf-8")
+        write_whole(run / "trial.yaml", yaml.safe_dump(record, sort_keys=False))
     value = "-" if record["value"] is None else f"{record['value']:.4f}"
     why = "" if record["state"] == "COMPLETE" else f"  ({record['stopped']})"
     line = f"trial {record['trial']} {record['state']} {metric} {value}  {format_values(record['params'])}"
@@ -93,11 +93,15 @@ def write_best_config(
     arguments = config["trainer"]["logger"]["init_args"]
     for key in naming:
         arguments[key] = base_logger.get(key)
-    # Written beside and renamed over, so that a worker finishing at the same time never reads half a file.
-    partial = path.with_suffix(f".{os.getpid()}.tmp")
-    partial.write_text(
+    write_whole(
+        path,
         f"# trial {best[0].number} of study {study.study_name}\n" + yaml.safe_dump(config, sort_keys=False),
-        encoding="utf-8",
     )
-    partial.replace(path)
     return path
+
+
+def write_whole(path: Path, text: str) -> None:
+    """Write beside ``path`` and rename over it: a worker or a reader at the same time never sees half."""
+    partial = path.with_suffix(f".{os.getpid()}.tmp")
+    partial.write_text(text, encoding="utf-8")
+    partial.replace(path)
