@@ -99,11 +99,12 @@ def resume_point(study: Study, trial: optuna.Trial) -> tuple[list[str], dict[int
     if RERUN_OF not in trial.user_attrs:
         return [], {}
     interrupted = study.study.get_trials(deepcopy=False)[trial.user_attrs[RERUN_OF]]
-    last = Path(interrupted.user_attrs.get(RUN, "")) / "checkpoints" / "last.ckpt"
-    if RUN not in interrupted.user_attrs or not last.is_file():
+    run = interrupted.user_attrs.get(RUN)
+    last = Path(run) / "checkpoints" / "last.ckpt" if run else None
+    if last is None or not last.is_file():
         return [], {}
     print(f"trial {trial.number} resumes trial {interrupted.number} from {last}", flush=True)
-    return [f"--ckpt_path={last}"], dict(interrupted.intermediate_values)
+    return [f"--ckpt_path={last}"], interrupted.intermediate_values  # ReportToTrial reports from a copy
 
 
 def run_trial(
