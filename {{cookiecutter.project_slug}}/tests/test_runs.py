@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import re
 import shutil
 import signal
 import socket
@@ -22,7 +24,13 @@ from conftest import (
 )
 from metrics import REPLAYED_STEPS_DISCARDED, RESUME_CONTINUES_RUN, read_scalars
 
-from {{ cookiecutter.package_name }}.infra.claims import LOCK_FILE, claim_version
+from {{ cookiecutter.package_name }}.infra.claims import (
+    LOCK_FILE,
+    claim_version,
+    job_runs,
+    lock_run,
+    release_runs,
+)
 from {{ cookiecutter.package_name }}.infra.resume import best_checkpoint
 
 SHORT = ("--trainer.limit_train_batches=2", "--trainer.limit_val_batches=1")
@@ -105,7 +113,33 @@ def test_a_run_being_written_is_not_resumed_by_a_second_process(cli, holder, tmp
 
 def job_of(run: Path) -> str:
     """The SLURM job recorded in a run's lock file."""
-    return (run / LOCK_FILE).read_text().rsplit("SLURM job ", 1)[-1].strip()
+    return re.match(r"SLURM job (\w+), ", (run / LOCK_FILE).read_text()).group(1)
+
+
+def test_the_other_ranks_of_a_requeued_job_find_its_run_while_rank_0_locks_it(tmp_path, monkeypatch):
+    # Every rank of a requeued attempt looks for the job's run (job_runs) as rank 0 locks it again; a rank
+    # that missed it would start from scratch while rank 0 resumed, and DDP would hang or abort.
+    run = tmp_path / "version_0"
+    monkeypatch.setenv("SLURM_JOB_ID", "2001")
+    with monkeypatch.context() as first_attempt:  # its record was longer: a longer host name
+        first_attempt.setattr(socket, "gethostname", lambda: "node-with-a-much-longer-name")
+        lock_run(run)
+        release_runs()
+    seen = []
+
+    def watched(write):
+        def call(*args):
+            result = write(*args)
+            seen.append(job_runs([run], "2001"))
+            return result
+
+        return call
+
+    for name in ("pwrite", "ftruncate"):
+        monkeypatch.setattr(os, name, watched(getattr(os, name)))
+    lock_run(run)
+    release_runs()
+    assert seen and all(found == [run] for found in seen), seen
 
 
 # Lightning's advice to use srun, given inside SLURM jobs: these only pretend to be one.

@@ -53,7 +53,7 @@ def claim_version(experiment: Path) -> int:
 
 
 def holder(run: Path) -> str:
-    """Who last locked ``run`` (process, host, SLURM job), as recorded in its lock file."""
+    """Who last locked ``run`` (SLURM job, process, host), as recorded in its lock file."""
     try:
         return (run / LOCK_FILE).read_text(encoding="utf-8").strip()
     except OSError:
@@ -78,9 +78,13 @@ def lock_run(run: Path) -> None:
             )
     record = f"pid {os.getpid()} on {socket.gethostname()}"
     if slurm_job():
-        record += f", SLURM job {slurm_job()}"
-    os.ftruncate(descriptor, 0)
-    os.pwrite(descriptor, f"{record}\n".encode(), 0)
+        record = f"SLURM job {slurm_job()}, {record}"
+    # The other ranks of a requeued job read the job from here (job_runs) while rank 0 locks the run again.
+    # Written over the old record and then cut, never emptied first, and with the job ahead of the pid, so
+    # that they read the job at every moment of the rewrite.
+    data = f"{record}\n".encode()
+    os.pwrite(descriptor, data, 0)
+    os.ftruncate(descriptor, len(data))
     _held[run] = descriptor
 
 
@@ -101,4 +105,4 @@ def release_runs() -> None:
 
 def job_runs(runs: list[Path], job: str) -> list[Path]:
     """Those of ``runs`` that SLURM job ``job`` wrote."""
-    return [run for run in runs if holder(run).endswith(f", SLURM job {job}")]
+    return [run for run in runs if holder(run).startswith(f"SLURM job {job}, ")]
