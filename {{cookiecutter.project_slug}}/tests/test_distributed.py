@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -47,8 +48,11 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def multinode_script(node_rank: int, port: int, log_dir: Path) -> subprocess.Popen:
-    """Start ``scripts/torchrun_multinode.sh`` (the README's) as node ``node_rank`` of two, one CPU each."""
+def multinode_script(node_rank: int, port: int, log_dir: Path, *extra: str) -> subprocess.Popen:
+    """Start ``scripts/torchrun_multinode.sh`` (the README's) as node ``node_rank`` of two, one CPU each.
+
+    ``extra`` options go to this node's train.py only.
+    """
     env = {
         **os.environ,
         **SINGLE_THREAD,
@@ -60,7 +64,7 @@ def multinode_script(node_rank: int, port: int, log_dir: Path) -> subprocess.Pop
         "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",  # its torchrun
     }
     # The test's options come after the script's own: the subcommand is the script's.
-    options = command_line(("fit", *ONE_EPOCH), log_dir)[1:]
+    options = command_line(("fit", *ONE_EPOCH, *extra), log_dir)[1:]
     return subprocess.Popen(
         ["bash", str(PROJECT_ROOT / "scripts" / "torchrun_multinode.sh"), *options],
         env=env,
@@ -106,6 +110,27 @@ def test_the_multinode_script_trains_one_run_with_metrics_of_the_whole_validatio
     # Accuracy counts are summed over ranks, so it is exact; the loss is a mean of per-rank means.
     assert logged["val/acc"][0][1] == pytest.approx(single["val/acc"][0][1], abs=1e-6)
     assert logged["val/loss"][0][1] == pytest.approx(single["val/loss"][0][1], rel=0.02)
+
+
+def test_nodes_that_chose_different_checkpoints_stop_at_once_with_one_line(cli, tmp_path):
+    # Nodes whose view of the shared filesystem is out of sync can turn `--ckpt_path last` into different
+    # files; restoring different states, they would wait in mismatched collectives. Here each names its own.
+    cli("fit", "--trainer.max_epochs=1", "--trainer.limit_train_batches=2", log_dir=tmp_path / "trained")
+    (run,) = checkpointed_runs(tmp_path / "trained")
+    last = run / "checkpoints" / "last.ckpt"
+    older = Path(shutil.copy(last, tmp_path / "older.ckpt"))
+    os.utime(older, (0, 0))
+    port = free_port()
+    nodes = [
+        multinode_script(rank, port, tmp_path / "ddp", f"--ckpt_path={path}")
+        for rank, path in enumerate((last, older))
+    ]
+    chosen = f"(rank 0 {last}, rank 1 {older})"
+    for node in nodes:
+        output = node.communicate(timeout=300)[0]
+        assert node.returncode != 0, output
+        assert f"error: --ckpt_path: the processes chose different checkpoints {chosen}" in output, output
+    assert not run_folders(tmp_path / "ddp") and not list(tmp_path.joinpath("ddp").rglob("*.ckpt"))
 
 
 def test_sigterm_to_rank_zero_stops_every_rank_with_a_checkpoint(tmp_path):

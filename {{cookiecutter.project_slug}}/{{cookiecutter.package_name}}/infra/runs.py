@@ -16,7 +16,9 @@ import warnings
 from pathlib import Path
 
 import pytorch_lightning as pl
+import torch
 from pytorch_lightning.cli import SaveConfigCallback
+from pytorch_lightning.utilities.exceptions import MisconfigurationException
 
 from .claims import LOCK_FILE, lock_run
 
@@ -124,10 +126,38 @@ def run_folder(trainer: pl.Trainer) -> Path:
     return Path(trainer.strategy.broadcast(str(folder)))
 
 
+def same_checkpoint_on_every_rank(trainer: pl.Trainer, checkpoint: str | None) -> None:
+    """Raise on every process, naming what each chose, unless all start from the same checkpoint (or none).
+
+    Each process turns ``--ckpt_path last|best`` into a file on its own, before DDP starts. Processes that
+    saw different files (nodes whose view of the shared filesystem is not in sync) would restore different
+    states and wait for each other in different collectives: a hang until DDP's timeout, or an abort. Files
+    are compared by size and modification time, so one file mounted at different paths passes.
+    """
+    if trainer.world_size == 1:
+        return
+    identity = None
+    if checkpoint:
+        stat = Path(checkpoint).stat()
+        identity = (stat.st_size, stat.st_mtime_ns)
+    chosen: list = [None] * trainer.world_size
+    torch.distributed.all_gather_object(chosen, (checkpoint, identity))
+    if len({identity for _, identity in chosen}) > 1:
+        listed = ", ".join(f"rank {rank} {path or 'none'}" for rank, (path, _) in enumerate(chosen))
+        raise MisconfigurationException(
+            f"--ckpt_path: the processes chose different checkpoints ({listed}); every node must see the"
+            " same run folders: keep them on a filesystem all nodes share, and start again once it is in sync"
+        )
+
+
 class SaveRunConfig(SaveConfigCallback):
-    """Saves the resolved ``config.yaml`` into the run's own folder, next to its ``checkpoints/``."""
+    """Saves the resolved ``config.yaml`` into the run's own folder, next to its ``checkpoints/``.
+
+    First, before anything is restored, it checks that every process starts from the same checkpoint.
+    """
 
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        same_checkpoint_on_every_rank(trainer, self.config.get("ckpt_path"))
         if self.already_saved:
             return
         folder = run_folder(trainer)
