@@ -68,6 +68,11 @@ def install() -> None:
     subprocess.run(["apt-get", "install", "-y", "-qq", *PACKAGES], check=True, env=env, capture_output=True)
 
 
+def munged_running() -> bool:
+    """Whether munged answers: its client gets a credential."""
+    return subprocess.run(["munge", "-n"], capture_output=True).returncode == 0
+
+
 @dataclass
 class Job:
     """What ``scontrol show job`` says about a job."""
@@ -109,9 +114,15 @@ class Cluster:
         if not Path("/etc/munge/munge.key").exists():
             subprocess.run(["mungekey", "-c"], check=True, capture_output=True)
         Path("/run/munge").mkdir(parents=True, exist_ok=True)
-        if subprocess.run(["pgrep", "-x", "munged"], capture_output=True).returncode != 0:
+        if not munged_running():
             # One munged serves every cluster of this machine; it outlives the test session.
-            subprocess.run(["munged", "--force"], check=True, capture_output=True)
+            started = subprocess.run(["munged", "--force"], capture_output=True, text=True)
+            # Test workers starting their clusters together both try: the one that loses uses the other's.
+            deadline = time.monotonic() + 10
+            while not munged_running():
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"munged did not start: {started.stderr.strip()}")
+                time.sleep(0.1)
         for daemon in ("slurmctld", "slurmd"):
             # -D: in the foreground, so that the test session owns the daemons and stops them.
             log = (self.root / f"{daemon}.out").open("w")
