@@ -79,11 +79,13 @@ def environment() -> dict[str, str]:
     return env
 
 
+# How long a command in a generated project may take before it counts as hung.
+COMMAND_TIMEOUT = 600
 # A generated project's whole suite, beside the other slow tests on 2 cores: 4-8 minutes (CI, 2026-11-29).
 WHOLE_SUITE_TIMEOUT = 1200
 
 
-def run(command: list[str], cwd: Path, timeout: float = 600) -> subprocess.CompletedProcess:
+def run(command: list[str], cwd: Path, timeout: float = COMMAND_TIMEOUT) -> subprocess.CompletedProcess:
     """Run a command in a generated project; fail the test with its output if it fails."""
     result = subprocess.run(
         command, cwd=cwd, capture_output=True, text=True, timeout=timeout, env=environment()
@@ -94,7 +96,7 @@ def run(command: list[str], cwd: Path, timeout: float = 600) -> subprocess.Compl
     return result
 
 
-def run_script(root: Path, script: Path, *args: str, timeout: float = 600) -> str:
+def run_script(root: Path, script: Path, *args: str, timeout: float = COMMAND_TIMEOUT) -> str:
     """``python <script> <args>`` in the generated project ``root``; its output. Forked by the projects' own
     ``tests/processes.py`` from a process that imported torch and Lightning once: seconds saved a run.
     """

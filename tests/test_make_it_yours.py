@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import WHOLE_SUITE_TIMEOUT, python, run
+from conftest import COMMAND_TIMEOUT, WHOLE_SUITE_TIMEOUT, python, run
 from PIL import Image
 
 pytestmark = pytest.mark.slow
@@ -119,7 +119,7 @@ def passes_lint_and_tests(project: Path, whole: bool) -> str:
     run(python("-m", "ruff", "check", "--no-cache", "."), cwd=project)
     run(python("-m", "ruff", "format", "--check", "--no-cache", "."), cwd=project)
     quick = [] if whole else ["-m", "not slow"]
-    timeout = WHOLE_SUITE_TIMEOUT if whole else 600
+    timeout = WHOLE_SUITE_TIMEOUT if whole else COMMAND_TIMEOUT
     result = run(
         python("-m", "pytest", "-q", "-p", "no:cacheprovider", "-x", *quick), cwd=project, timeout=timeout
     )

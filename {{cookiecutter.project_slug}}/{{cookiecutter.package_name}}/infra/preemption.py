@@ -116,7 +116,7 @@ def requeue() -> None:
         rank_zero_info(f"requeued SLURM job {os.environ['SLURM_JOB_ID']}")
 
 
-def exit_after_stop_signal(resume_hint: str = RESUME_HINT) -> None:
+def exit_after_stop_signal(resume_hint: str) -> None:
     """Exit like a process killed by the signal (128 + its number), saying how to resume (``cli.main``).
 
     Lightning ends a run stopped by SIGTERM with status 0, which tells a scheduler the job is done;
