@@ -170,6 +170,40 @@ def run_train(
     return result
 
 
+def start_rank(rank: int, port: int, *args: str, log_dir: Path, env: dict[str, str] | None = None):
+    """Process ``rank`` of a DDP run of ``train.py <args>`` on this machine, one thread, started here.
+
+    Told its place by the environment, as torchrun tells its workers, Lightning starts no process itself:
+    its launcher would start each rank but the first as a new interpreter, seconds each. ``args`` must ask
+    for DDP on as many devices as ranks are started, meeting at ``port``.
+    """
+    place = {"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port), "NODE_RANK": "0", "LOCAL_RANK": str(rank)}
+    # Two processes on two cores: one thread each, not each all the cores.
+    env = {**(env or {}), **place, "OMP_NUM_THREADS": "1"}
+    return processes.start(PROJECT_ROOT / "train.py", command_line(args, log_dir), PROJECT_ROOT, env)
+
+
+def run_ddp(*args: str, log_dir: Path, env: dict[str, str] | None = None, timeout: float = 300) -> Result:
+    """``train.py <args>`` as a DDP run of two processes (``start_rank``), to its end.
+
+    The result holds the first non-zero exit status of the two (0 if neither failed) and both outputs,
+    rank 0's first.
+    """
+    port = processes.free_port()
+    ranks = [start_rank(rank, port, *args, log_dir=log_dir, env=env) for rank in (0, 1)]
+    try:
+        results = [Result(rank.wait(timeout), *rank.communicate()) for rank in ranks]
+    finally:
+        for rank in ranks:
+            if rank.poll() is None:
+                rank.kill()
+    return Result(
+        next((result.returncode for result in results if result.returncode), 0),
+        "".join(result.stdout for result in results),
+        "".join(result.stderr for result in results),
+    )
+
+
 def run_folders(log_dir: Path) -> list[Path]:
     """Every run folder under ``log_dir`` (each holds its resolved config.yaml), whatever the logger."""
     return sorted(config.parent for config in log_dir.rglob("config.yaml"))

@@ -4,7 +4,8 @@ A test that needs a real process (a signal, a kill, two runs at once) gets one f
 has imported torch and Lightning once, instead of a new interpreter paying that import again: seconds on a
 small machine, for every run. The child is an ordinary process, with its own pid, signals and exit status,
 and runs the script as ``python <script> <args>`` would. What a fresh interpreter alone can prove (the
-README's commands, a clean import of an export, the processes a DDP launcher starts) still gets one.
+README's commands, a clean import of an export, the processes Lightning's and torchrun's launchers start)
+still gets one. Other DDP runs start each rank here, as torchrun would (``conftest.start_rank``).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import multiprocessing
 import os
 import runpy
 import signal
+import socket
 import sys
 import tempfile
 from pathlib import Path
@@ -97,3 +99,10 @@ class Process:
 def start(script: Path, args: list[str], cwd: Path, env: dict[str, str] | None = None) -> Process:
     """Start ``python <script> <args>`` in ``cwd``, with this process's environment plus ``env``."""
     return Process(script, args, cwd, {**os.environ, **(env or {})})
+
+
+def free_port() -> int:
+    """A TCP port free on this machine now: where the processes of a DDP run meet."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]

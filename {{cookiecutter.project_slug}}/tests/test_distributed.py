@@ -1,4 +1,5 @@
-"""Several processes training one model on the CPU (gloo): Lightning's launcher, and torchrun as two "nodes".
+"""Several processes training one model on the CPU (gloo): started by Lightning's launcher, by torchrun as two
+"nodes", or by the test itself as torchrun would (``run_ddp``: no new interpreter to start).
 
 Each test checks what a user relies on: one run folder, one set of checkpoints, and metrics that cover
 the whole validation set rather than one process's share.
@@ -9,11 +10,11 @@ from __future__ import annotations
 import math
 import os
 import shutil
-import socket
 import subprocess
 import sys
 from pathlib import Path
 
+import processes
 import pytest
 from conftest import (
     PROBES_ENV,
@@ -23,8 +24,10 @@ from conftest import (
     command_line,
     load_checkpoint,
     make_datamodule,
+    run_ddp,
     run_folders,
     run_train,
+    start_rank,
 )
 from metrics import read_scalars
 
@@ -38,14 +41,10 @@ ONE_EPOCH = (
     "--trainer.accelerator=cpu",
     "--trainer.strategy=ddp",
 )
+# DDP on two CPU processes.
+DDP_PROFILE = "--config=configs/profiles/cpu_ddp.yaml"
 # Two processes on two cores: one thread each, or they fight over the cores.
 SINGLE_THREAD = {"OMP_NUM_THREADS": "1"}
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def multinode_script(node_rank: int, port: int, log_dir: Path, *extra: str) -> subprocess.Popen:
@@ -94,7 +93,7 @@ def check_one_run_trained_by_two_processes(log_dir: Path) -> Path:
 
 
 def test_the_multinode_script_trains_one_run_with_metrics_of_the_whole_validation_set(cli, tmp_path):
-    port = free_port()
+    port = processes.free_port()
     nodes = [multinode_script(rank, port, tmp_path / "ddp") for rank in (0, 1)]
     outputs = [finish(node) for node in nodes]
     assert "GLOBAL_RANK: 1, MEMBER: 2/2" in outputs[1]
@@ -112,7 +111,7 @@ def test_the_multinode_script_trains_one_run_with_metrics_of_the_whole_validatio
     assert logged["val/loss"][0][1] == pytest.approx(single["val/loss"][0][1], rel=0.02)
 
 
-def test_nodes_that_chose_different_checkpoints_stop_at_once_with_one_line(cli, tmp_path):
+def test_processes_that_chose_different_checkpoints_stop_at_once_with_one_line(cli, tmp_path):
     # Nodes whose view of the shared filesystem is out of sync can turn `--ckpt_path last` into different
     # files; restoring different states, they would wait in mismatched collectives. Here each names its own.
     cli("fit", "--trainer.max_epochs=1", "--trainer.limit_train_batches=2", log_dir=tmp_path / "trained")
@@ -120,16 +119,16 @@ def test_nodes_that_chose_different_checkpoints_stop_at_once_with_one_line(cli, 
     last = run / "checkpoints" / "last.ckpt"
     older = Path(shutil.copy(last, tmp_path / "older.ckpt"))
     os.utime(older, (0, 0))
-    port = free_port()
-    nodes = [
-        multinode_script(rank, port, tmp_path / "ddp", f"--ckpt_path={path}")
+    port = processes.free_port()
+    ranks = [
+        start_rank(rank, port, "fit", DDP_PROFILE, f"--ckpt_path={path}", log_dir=tmp_path / "ddp")
         for rank, path in enumerate((last, older))
     ]
     chosen = f"(rank 0 {last}, rank 1 {older})"
-    for node in nodes:
-        output = node.communicate(timeout=300)[0]
-        assert node.returncode != 0, output
-        assert f"error: --ckpt_path: the processes chose different checkpoints {chosen}" in output, output
+    for rank in ranks:
+        stdout, stderr = rank.communicate(timeout=300)
+        assert rank.returncode != 0, stdout + stderr
+        assert f"error: --ckpt_path: the processes chose different checkpoints {chosen}" in stderr, stderr
     assert not run_folders(tmp_path / "ddp") and not list(tmp_path.joinpath("ddp").rglob("*.ckpt"))
 
 
@@ -137,7 +136,7 @@ def test_sigterm_to_rank_zero_stops_every_rank_with_a_checkpoint(tmp_path):
     # Only rank 0 is signalled, as by `kill <pid>`: the other rank learns of it at the next batch.
     result = run_train(
         "fit",
-        "--config=configs/profiles/cpu_ddp.yaml",
+        DDP_PROFILE,
         "--trainer.max_epochs=3",
         "--trainer.limit_train_batches=5",
         f"--data.init_args.batch_size={batch_size_for(5, processes=2)}",
@@ -160,16 +159,15 @@ def test_sigterm_to_rank_zero_stops_every_rank_with_a_checkpoint(tmp_path):
 
 def test_a_nan_in_one_process_stops_every_process_at_that_step(tmp_path):
     # Without agreement the other process would wait in the gradient all-reduce (30 minutes with NCCL).
-    result = run_train(
+    result = run_ddp(
         "fit",
-        "--config=configs/profiles/cpu_ddp.yaml",
+        DDP_PROFILE,
         "--trainer.max_epochs=1",
         f"--data.init_args.batch_size={batch_size_for(3, processes=2)}",  # so that step 2 is in epoch 0
         "--trainer.callbacks+=probes.NanAt",
         "--trainer.callbacks.init_args.step=2",
         log_dir=tmp_path,
-        check=False,
-        env={**SINGLE_THREAD, **PROBES_ENV},
+        env=PROBES_ENV,
         timeout=120,
     )
     assert result.returncode == 1, result.stderr

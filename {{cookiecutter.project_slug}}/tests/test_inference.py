@@ -16,8 +16,8 @@ from conftest import (
     checkpointed_runs,
     load_checkpoint,
     make_datamodule,
+    run_ddp,
     run_folders,
-    run_train,
 )
 from metrics import read_scalars
 
@@ -26,7 +26,7 @@ from {{ cookiecutter.package_name }}.lightning.module import ImageClassifier
 
 
 def evaluate(run, *args: str, log_dir: Path) -> tuple[Path, Result]:
-    """Run ``train.py <args>`` with ``run`` (``cli`` or ``run_train``): the run folder it created, the run."""
+    """Run ``train.py <args>`` with ``run`` (``cli`` or ``run_ddp``): the run folder it created, the run."""
     before = set(run_folders(log_dir))
     result = run(*args, log_dir=log_dir)
     (created,) = set(run_folders(log_dir)) - before
@@ -137,10 +137,9 @@ def test_merging_shares_keeps_each_sample_once():
 
 
 @pytest.mark.slow
-def test_predict_under_ddp_writes_every_sample_once(log_dir, training, test_split, monkeypatch):
-    monkeypatch.setenv("OMP_NUM_THREADS", "1")  # two processes on two cores, not two times all cores
+def test_predict_under_ddp_writes_every_sample_once(log_dir, training, test_split):
     ddp = ["--trainer.accelerator=cpu", "--trainer.devices=2", "--trainer.strategy=ddp"]
-    run, result = evaluate(run_train, "predict", "--ckpt_path=best", *ddp, log_dir=log_dir)
+    run, result = evaluate(run_ddp, "predict", "--ckpt_path=best", *ddp, log_dir=log_dir)
     images, _ = test_split
     assert (result.stdout + result.stderr).count(f"Wrote {len(images)} predictions") == 1
     rows = read_predictions(run / "predictions.csv")
