@@ -33,6 +33,10 @@ PROBES_ENV = {"PYTHONPATH": str(PROJECT_ROOT / "tests")}
 TEST_ARGS: list[str] = []
 # The init arguments that point the DataModule at the stand-in data.
 STAND_IN: dict[str, object] = {}
+{%- if cookiecutter.logger in ["mlflow", "wandb"] %}
+# The logger's library takes seconds to import: the fork server imports it once, not every run it starts.
+processes.PRELOAD.append("{{ cookiecutter.logger }}")
+{%- endif %}
 
 # Under pytest-xdist, each worker's torch gets its share of the cores: torch's threads spin while they wait
 # for work, so workers that each use every core run several times slower than one. The processes the

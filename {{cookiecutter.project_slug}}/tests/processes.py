@@ -21,11 +21,9 @@ import tempfile
 from pathlib import Path
 
 # Imported by the server before it forks: what makes ``python train.py`` slow to start. Nothing of this
-# project, so that a child imports its code as it is on disk when the child starts.
-{%- if cookiecutter.logger in ["mlflow", "wandb"] %}
-# The logger's library too: it takes seconds of its own. (The server skips a module that is not installed.)
-{%- endif %}
-PRELOAD = ["torch", "pytorch_lightning", "pytorch_lightning.cli"{% if cookiecutter.logger in ["mlflow", "wandb"] %}, "{{ cookiecutter.logger }}"{% endif %}]
+# project, so that a child imports its code as it is on disk when the child starts. conftest.py may add the
+# logger's library; the server skips a module that is not installed.
+PRELOAD = ["torch", "pytorch_lightning", "pytorch_lightning.cli"]
 
 
 def _server() -> multiprocessing.context.BaseContext:
