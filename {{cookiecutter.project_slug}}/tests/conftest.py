@@ -174,7 +174,9 @@ def run_train(
     return result
 
 
-def start_rank(rank: int, port: int, *args: str, log_dir: Path, env: dict[str, str] | None = None):
+def start_rank(
+    rank: int, port: int, *args: str, log_dir: Path, env: dict[str, str] | None = None
+) -> processes.Process:
     """Process ``rank`` of a DDP run of ``train.py <args>`` on this machine, one thread, started here.
 
     Told its place by the environment, as torchrun tells its workers, Lightning starts no process itself:
@@ -187,8 +189,11 @@ def start_rank(rank: int, port: int, *args: str, log_dir: Path, env: dict[str, s
     return processes.start(PROJECT_ROOT / "train.py", command_line(args, log_dir), PROJECT_ROOT, env)
 
 
-def run_ddp(*args: str, log_dir: Path, env: dict[str, str] | None = None, timeout: float = 300) -> Result:
-    """``train.py <args>`` as a DDP run of two processes (``start_rank``), to its end.
+def run_ddp(
+    *args: str, log_dir: Path, check: bool = True, env: dict[str, str] | None = None, timeout: float = 300
+) -> Result:
+    """``train.py <args>`` as a DDP run of two processes (``start_rank``), to its end; ``check`` as in
+    ``run_train``.
 
     The result holds the first non-zero exit status of the two (0 if neither failed) and both outputs,
     rank 0's first.
@@ -201,11 +206,14 @@ def run_ddp(*args: str, log_dir: Path, env: dict[str, str] | None = None, timeou
         for rank in ranks:
             if rank.poll() is None:
                 rank.kill()
-    return Result(
+    result = Result(
         next((result.returncode for result in results if result.returncode), 0),
         "".join(result.stdout for result in results),
         "".join(result.stderr for result in results),
     )
+    if check:
+        assert result.returncode == 0, f"train.py {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}"
+    return result
 
 
 def run_folders(log_dir: Path) -> list[Path]:
