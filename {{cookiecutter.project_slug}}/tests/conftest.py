@@ -45,6 +45,8 @@ WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
 if WORKERS > 1 and "OMP_NUM_THREADS" not in os.environ:
     os.environ["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // WORKERS))
     torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
+# Two processes of a DDP run on two cores: one thread each, or they fight over the cores.
+SINGLE_THREAD = {"OMP_NUM_THREADS": "1"}
 
 
 def data_class() -> type:
@@ -138,6 +140,11 @@ class Result:
     stderr: str
 
 
+def assert_succeeded(args: tuple[str, ...], result: Result) -> None:
+    """Fail the test with the output of ``train.py <args>`` unless it succeeded."""
+    assert result.returncode == 0, f"train.py {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}"
+
+
 @pytest.fixture
 def cli(capfd: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch):
     """``cli(*args, log_dir=..., check=True, cwd=PROJECT_ROOT)``: ``train.py <args>`` in this process."""
@@ -153,7 +160,7 @@ def cli(capfd: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch):
         returncode = run_in_process(command_line(args, log_dir))
         result = Result(returncode, *capfd.readouterr())
         if check:
-            assert returncode == 0, f"train.py {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}"
+            assert_succeeded(args, result)
         return result
 
     return run
@@ -170,7 +177,7 @@ def run_train(
     process = processes.start(PROJECT_ROOT / "train.py", command_line(args, log_dir), PROJECT_ROOT, env)
     result = Result(process.wait(timeout), *process.communicate())
     if check:
-        assert result.returncode == 0, f"train.py {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}"
+        assert_succeeded(args, result)
     return result
 
 
@@ -184,8 +191,7 @@ def start_rank(
     for DDP on as many devices as ranks are started, meeting at ``port``.
     """
     place = {"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port), "NODE_RANK": "0", "LOCAL_RANK": str(rank)}
-    # Two processes on two cores: one thread each, not each all the cores.
-    env = {**(env or {}), **place, "OMP_NUM_THREADS": "1"}
+    env = {**(env or {}), **place, **SINGLE_THREAD}
     return processes.start(PROJECT_ROOT / "train.py", command_line(args, log_dir), PROJECT_ROOT, env)
 
 
@@ -212,7 +218,7 @@ def run_ddp(
         "".join(result.stderr for result in results),
     )
     if check:
-        assert result.returncode == 0, f"train.py {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}"
+        assert_succeeded(args, result)
     return result
 
 

@@ -19,6 +19,7 @@ import pytest
 from conftest import (
     PROBES_ENV,
     PROJECT_ROOT,
+    SINGLE_THREAD,
     batch_size_for,
     checkpointed_runs,
     command_line,
@@ -43,8 +44,6 @@ ONE_EPOCH = (
 )
 # DDP on two CPU processes.
 DDP_PROFILE = "--config=configs/profiles/cpu_ddp.yaml"
-# Two processes on two cores: one thread each, or they fight over the cores.
-SINGLE_THREAD = {"OMP_NUM_THREADS": "1"}
 
 
 def multinode_script(node_rank: int, port: int, log_dir: Path, *extra: str) -> subprocess.Popen:
