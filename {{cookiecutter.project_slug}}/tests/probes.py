@@ -24,6 +24,15 @@ from {{ cookiecutter.package_name }}.infra.checkpointing import AtomicCheckpoint
 SIGNALS = {"SIGKILL": signal.SIGKILL, "SIGTERM": signal.SIGTERM, "SIGINT": signal.SIGINT}
 
 
+def option(kind: str, **init_args: object) -> list[str]:
+    """The command-line options that add ``kind`` from here to a run: the checkpoint plugin or a callback."""
+    if kind == "KillDuringWrite":
+        options = [f"--trainer.plugins=probes.{kind}"]
+        return options + [f"--trainer.plugins.init_args.{key}={value}" for key, value in init_args.items()]
+    options = [f"--trainer.callbacks+=probes.{kind}"]
+    return options + [f"--trainer.callbacks.init_args.{key}={value}" for key, value in init_args.items()]
+
+
 class KillAt(Callback):
     """Sends ``signal`` to this process at batch ``batch`` of ``hook`` (train or validation) in ``epoch``."""
 

@@ -11,6 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import probes
 import pytest
 import torch
 from conftest import (
@@ -46,15 +47,6 @@ def short_run() -> tuple[str, ...]:
     )
 
 
-def kill_option(kind: str, **init_args: object) -> list[str]:
-    """Options adding a fault from probes.py to a run: a callback (KillAt) or the checkpoint plugin."""
-    if kind == "KillDuringWrite":
-        options = ["--trainer.plugins=probes.KillDuringWrite"]
-        return options + [f"--trainer.plugins.init_args.{key}={value}" for key, value in init_args.items()]
-    options = ["--trainer.callbacks+=probes.KillAt"]
-    return options + [f"--trainer.callbacks.init_args.{key}={value}" for key, value in init_args.items()]
-
-
 def assert_same_end(run_dir: Path, reference: Path) -> None:
     """The last checkpoints of two runs: the same epoch and the same weights, up to float rounding.
 
@@ -80,11 +72,11 @@ def uninterrupted(tmp_path_factory) -> Path:
 @pytest.mark.parametrize(
     "fault",
     [
-        kill_option("KillAt", hook="train", epoch=1, batch=2),
-        kill_option("KillAt", hook="validation", epoch=1, batch=2),
+        probes.option("KillAt", hook="train", epoch=1, batch=2),
+        probes.option("KillAt", hook="validation", epoch=1, batch=2),
         # Each epoch writes one file (a new best, which last.ckpt then links to, or last.ckpt alone): the
         # second is the end of epoch 1, killed half-way through.
-        kill_option("KillDuringWrite", write=2),
+        probes.option("KillDuringWrite", write=2),
     ],
     ids=["mid-training", "mid-validation", "mid-checkpoint-write"],
 )
@@ -144,7 +136,7 @@ def test_stop_signal_saves_a_checkpoint_that_resumes_at_its_batch(
 ):
     killed = run_train(
         *short_run(),
-        *kill_option("KillAt", epoch=1, batch=2, signal=name),
+        *probes.option("KillAt", epoch=1, batch=2, signal=name),
         log_dir=tmp_path,
         check=False,
         env=PROBES_ENV,
@@ -170,7 +162,12 @@ def test_stop_signal_saves_a_checkpoint_that_resumes_at_its_batch(
 
 
 @pytest.mark.slow
-def test_a_slurm_job_stuck_after_the_requeue_signal_is_requeued_anyway(tmp_path):
+@pytest.mark.parametrize(
+    "before",
+    ["", "signals.restore(signals.catch_stop_signals())  # a run that ended, as a sweep's trials do\n"],
+    ids=["a run", "a sweep after a trial"],
+)
+def test_a_slurm_job_stuck_after_the_requeue_signal_is_requeued_anyway(tmp_path, before):
     """If the processes cannot stop on their own (one stuck in a collective, say), the watchdog requeues."""
     scontrol = tmp_path / "scontrol"  # records how it was called, in place of SLURM's
     scontrol.write_text(f'#!/bin/sh\necho "$@" > {tmp_path / "called"}\n', encoding="utf-8")
@@ -180,6 +177,7 @@ def test_a_slurm_job_stuck_after_the_requeue_signal_is_requeued_anyway(tmp_path)
         "from {{ cookiecutter.package_name }}.infra import signals\n"
         "signals.REQUEUE_GRACE_S = 0.5\n"
         "signals.catch_stop_signals()\n"
+        f"{before}"
         "os.kill(os.getpid(), signal.SIGUSR1)\n"
         "time.sleep(60)  # never reaches a point where it could stop\n"
     )
@@ -194,5 +192,6 @@ def test_a_slurm_job_stuck_after_the_requeue_signal_is_requeued_anyway(tmp_path)
     )
     assert result.returncode == 128 + signal.SIGUSR1
     assert "has not stopped: requeuing from the last checkpoint" in result.stderr
-    assert "time.sleep" in result.stderr or 'File "<string>", line 6' in result.stderr  # where it was stuck
+    where = f'File "<string>", line {stuck.count(chr(10))}'  # the last line: where it was stuck
+    assert "time.sleep" in result.stderr or where in result.stderr
     assert (tmp_path / "called").read_text().split() == ["requeue", "123"]

@@ -15,10 +15,11 @@ import time
 from pathlib import Path
 
 import optuna
+import probes
 import processes
 import pytest
 import yaml
-from conftest import PROJECT_ROOT, TEST_ARGS, checkpointed_runs, run_in_process
+from conftest import PROBES_ENV, PROJECT_ROOT, TEST_ARGS, checkpointed_runs, run_in_process
 from metrics import read_scalars
 from optuna.storages import JournalStorage
 from optuna.storages.journal import JournalFileBackend
@@ -163,7 +164,7 @@ def test_bad_input_is_one_line(sweep, tmp_path, change, error):
 
 
 def start_sweep(log_dir: Path, *args: str) -> processes.Process:
-    return processes.start(PROJECT_ROOT / "sweep.py", sweep_args(log_dir, *args), PROJECT_ROOT)
+    return processes.start(PROJECT_ROOT / "sweep.py", sweep_args(log_dir, *args), PROJECT_ROOT, PROBES_ENV)
 
 
 def assert_six_trials_each_once(log_dir: Path) -> None:
@@ -178,18 +179,19 @@ def assert_six_trials_each_once(log_dir: Path) -> None:
 @pytest.mark.slow
 @pytest.mark.parametrize("stop", ["SIGKILL", "SIGTERM"])  # a machine gone; a kill or preemption
 def test_a_sweep_stopped_mid_trial_resumes_it_and_ends_at_the_requested_count(sweep, recwarn, tmp_path, stop):
-    worker = start_sweep(tmp_path, "--trials=6", "--trainer.max_epochs=3")
-    deadline = time.monotonic() + 120
-    # Two trials done and a third one past its first epoch: stopped in the middle of a trial.
-    while len(records(tmp_path)) < 2 or len(list(tmp_path.rglob("last.ckpt"))) < 3:
-        assert worker.poll() is None and time.monotonic() < deadline, worker.communicate()
-        time.sleep(0.05)
-    worker.send_signal(signal.Signals[stop])
-    first, first_err = worker.communicate()
+    epochs = "--trainer.max_epochs=4"
+    status, first, err = sweep("--trials=2", epochs, log_dir=tmp_path)
+    assert status == 0, err
+    # The next trial is stopped in its third epoch. A kill finds the checkpoints of the first two epochs on
+    # disk or being written; a stop signal is acted on at the next batch, or else when the last epoch starts.
+    stopped_at = probes.option("KillAt", hook="train", epoch=2, batch=0, signal=stop)
+    worker = start_sweep(tmp_path, "--trials=6", epochs, *stopped_at)
+    out, stopped_err = worker.communicate(timeout=300)
+    first += out
     if stop == "SIGTERM":  # the trial saved where it was, and the worker queued it again on its way out
-        assert worker.returncode == 128 + signal.SIGTERM, first_err
-        assert f"stopped by SIGTERM: {STOPPED_HINT}" in first_err.splitlines()
-    status, second, err = sweep("--trials=6", "--trainer.max_epochs=3", log_dir=tmp_path)
+        assert worker.returncode == 128 + signal.SIGTERM, stopped_err
+        assert f"stopped by SIGTERM: {STOPPED_HINT}" in stopped_err.splitlines()
+    status, second, err = sweep("--trials=6", epochs, log_dir=tmp_path)
     assert status == 0, err
     assert not set(trial_lines(first)) & set(trial_lines(second))
     assert_six_trials_each_once(tmp_path)
@@ -206,6 +208,19 @@ def test_a_sweep_stopped_mid_trial_resumes_it_and_ends_at_the_requested_count(sw
     assert steps[0] > 0
     assert rerun.intermediate_values[0] == stopped.intermediate_values[0]
     assert not [str(w.message) for w in recwarn if "optuna" in w.filename]  # e.g. an epoch reported twice
+
+
+@pytest.mark.slow
+def test_a_stop_signal_after_a_trials_last_batch_stops_the_sweep_before_the_next_trial(sweep, tmp_path):
+    # During the last validation: too late for the trial to stop, so it ends and counts; the sweep stops.
+    late = probes.option("KillAt", hook="validation", epoch=1, batch=1, signal="SIGTERM")
+    status, out, err = sweep("--trials=3", "--trainer.max_epochs=2", *late, log_dir=tmp_path)
+    assert status == 128 + signal.SIGTERM, err
+    assert f"stopped by SIGTERM: {STOPPED_HINT}" in err.splitlines()
+    assert list(trial_lines(out)) == [0], out
+    status, out, err = sweep("--trials=3", "--trainer.max_epochs=2", log_dir=tmp_path)
+    assert status == 0, err
+    assert sorted(trial_lines(out)) == [1, 2], out
 
 
 @pytest.mark.slow

@@ -84,8 +84,13 @@ def catch_stop_signals() -> dict[int, object]:
 
 
 def restore(previous: dict[int, object]) -> None:
-    """Put back the handlers :func:`catch_stop_signals` replaced, and forget what was received."""
+    """Put back the handlers :func:`catch_stop_signals` replaced; the outermost call forgets the signals.
+
+    A run inside a process that caught them first (a sweep's trial) leaves a signal received at its very end
+    to that process, which must stop too, and leaves its watchdog running.
+    """
     for signum, handler in previous.items():
         signal.signal(signum, signal.SIG_DFL if handler is None else handler)
-    received.clear()
-    _watchdog_stop.set()
+    if record not in previous.values():
+        received.clear()
+        _watchdog_stop.set()

@@ -24,10 +24,11 @@ import yaml
 from optuna.trial import TrialState
 
 from . import cli
+from .preemption import REQUEUE, exit_after_stop_signal, requeue, wanted
 from .pruning import ReportToTrial
 from .report import print_summary, report_trial, trial_record, write_best_config
 from .search_space import as_options, check_keys, fail, make_pruner, read_sweep, suggest
-from .signals import received
+from .signals import catch_stop_signals, received, restore
 from .study import ERROR, RERUN_OF, RUN, Study, counted
 
 # Options every trial starts with, before sweep.yaml's ``args`` and the command line's: one device per
@@ -70,9 +71,13 @@ def resolved_config(train_args: list[str]) -> dict[str, Any]:
 
 @contextlib.contextmanager
 def sweeping() -> Iterator[None]:
-    """While trials run: quiet. Lightning's and Optuna's messages for every trial would bury its one line."""
+    """While trials run: quiet, and stop signals caught for the whole sweep, not only during a trial.
+
+    Lightning's and Optuna's messages for every trial would bury its one line.
+    """
     loggers = [logging.getLogger(name) for name in ("pytorch_lightning", "lightning_fabric")]
     levels, verbosity = [logger.level for logger in loggers], optuna.logging.get_verbosity()
+    handlers = catch_stop_signals()
     # The trials' options are passed as args: LightningCLI warns when sys.argv holds some too.
     argv, sys.argv = sys.argv, sys.argv[:1]
     for logger in loggers:
@@ -84,6 +89,7 @@ def sweeping() -> Iterator[None]:
             warnings.filterwarnings("ignore", "Experiment logs directory .* exists and is not empty")
             yield
     finally:
+        restore(handlers)
         sys.argv = argv
         optuna.logging.set_verbosity(verbosity)
         for logger, level in zip(loggers, levels, strict=True):
@@ -157,7 +163,10 @@ def run_study(study: Study, sweep: dict, target: int, train_args: list[str], nam
         options = [f"--trainer.logger.init_args.{experiment}={name}"]
         options += [f"--trainer.logger.init_args.{run}=trial_{trial.number}"]
         run_trial(study, trial, sweep, train_args, options)
-    sys.exit(f"sweep stopped by a signal: {STOPPED_HINT}")
+    # Received after a trial's last batch: the trial counted, and the next one is left to the next command.
+    if wanted() == REQUEUE:
+        requeue()
+    exit_after_stop_signal(STOPPED_HINT)
 
 
 def check_trial_settings(trainer: dict[str, Any]) -> tuple[dict[str, Any], str, Path]:
