@@ -225,7 +225,8 @@ def test_a_stop_signal_after_a_trials_last_batch_stops_the_sweep_before_the_next
 
 @pytest.mark.slow
 def test_two_workers_share_one_study(sweep, tmp_path):
-    other = start_sweep(tmp_path, "--trials=6")
+    # Trials of 20 epochs: this worker starts well before the other could run them all.
+    other = start_sweep(tmp_path, "--trials=6", "--trainer.max_epochs=20")
     deadline = time.monotonic() + 120
     while not started(tmp_path):
         assert other.poll() is None and time.monotonic() < deadline, other.communicate()
