@@ -5,7 +5,7 @@ has imported torch and Lightning once, instead of a new interpreter paying that 
 small machine, for every run. The child is an ordinary process, with its own pid, signals and exit status,
 and runs the script as ``python <script> <args>`` would. What a fresh interpreter alone can prove (the
 README's commands, a clean import of an export, the processes Lightning's and torchrun's launchers start)
-still gets one. Other DDP runs start each rank here, as torchrun would (``conftest.start_rank``).
+still gets one. Other DDP runs start each rank here, as torchrun would (``ddp.py``).
 """
 
 from __future__ import annotations

@@ -19,17 +19,15 @@ import pytest
 from conftest import (
     PROBES_ENV,
     PROJECT_ROOT,
-    SINGLE_THREAD,
     batch_size_for,
     checkpointed_runs,
     command_line,
     load_checkpoint,
     make_datamodule,
-    run_ddp,
     run_folders,
     run_train,
-    start_rank,
 )
+from ddp import SINGLE_THREAD, run_ddp, start_rank
 from metrics import read_scalars
 
 from {{ cookiecutter.package_name }}.infra.preemption import RESUME_HINT

@@ -16,9 +16,9 @@ from conftest import (
     checkpointed_runs,
     load_checkpoint,
     make_datamodule,
-    run_ddp,
     run_folders,
 )
+from ddp import run_ddp
 from metrics import read_scalars
 
 from {{ cookiecutter.package_name }}.infra.predictions import merge

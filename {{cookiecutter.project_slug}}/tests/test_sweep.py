@@ -14,42 +14,29 @@ import sys
 import time
 from pathlib import Path
 
-import optuna
 import probes
-import processes
 import pytest
-import yaml
-from conftest import PROBES_ENV, PROJECT_ROOT, TEST_ARGS, checkpointed_runs, run_in_process
+from conftest import PROJECT_ROOT, checkpointed_runs, run_in_process
 from metrics import read_scalars
-from optuna.storages import JournalStorage
-from optuna.storages.journal import JournalFileBackend
-from optuna.trial import TrialState
+from sweeps import (
+    KEY,
+    SWEEP,
+    TINY,
+    assert_six_trials_each_once,
+    best_value,
+    readme_commands,
+    records,
+    start_sweep,
+    started,
+    study,
+    sweep_args,
+    sweep_config,
+    trial_lines,
+)
 
 from {{ cookiecutter.package_name }}.infra.cli import one_of_several_runs
 from {{ cookiecutter.package_name }}.infra.sweep import STOPPED_HINT
 from {{ cookiecutter.package_name }}.infra.sweep import main as sweep_main
-
-SWEEP = yaml.safe_load((PROJECT_ROOT / "configs" / "sweep.yaml").read_text(encoding="utf-8"))
-KEY = next(iter(SWEEP["params"]))  # a key of the search space
-# Tiny trials: a few batches, every step logged, one line per trial.
-TINY = (
-    "--trainer.max_epochs=2",
-    "--trainer.limit_train_batches=3",
-    "--trainer.limit_val_batches=2",
-    "--trainer.log_every_n_steps=1",
-)
-
-
-def sweep_args(log_dir: Path, *args: str) -> list[str]:
-    """``args`` with the stand-in data, runs under ``log_dir`` and tiny trials (the test's options win)."""
-    return [*TEST_ARGS, f"--trainer.logger.init_args.save_dir={log_dir}", *TINY, *args]
-
-
-def sweep_config(folder: Path, **changes: object) -> Path:
-    """configs/sweep.yaml with ``changes``, written into ``folder``."""
-    path = folder / "sweep.yaml"
-    path.write_text(yaml.safe_dump({**SWEEP, **changes}), encoding="utf-8")
-    return path
 
 
 @pytest.fixture
@@ -72,37 +59,6 @@ def sweep(capfd: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch):
         return status, out, err
 
     return run
-
-
-def study(log_dir: Path, name: str = SWEEP["name"]) -> optuna.Study:
-    storage = JournalStorage(JournalFileBackend(str(log_dir / f"{name}.journal")))
-    return optuna.load_study(study_name=name, storage=storage)
-
-
-def started(log_dir: Path) -> bool:
-    """Whether a worker has started a trial of the study in ``log_dir``."""
-    try:
-        return bool(study(log_dir).trials)
-    except KeyError:  # no study yet
-        return False
-
-
-def trial_lines(output: str) -> dict[int, str]:
-    """The one line of each finished trial, by trial number (a number printed twice fails)."""
-    lines = re.findall(r"^trial (\d+) (COMPLETE|PRUNED|FAIL) .*$", output, re.M)
-    numbers = [int(number) for number, _ in lines]
-    assert len(numbers) == len(set(numbers)), output
-    return {int(n): state for n, state in lines}
-
-
-def records(log_dir: Path) -> list[dict]:
-    """The trial.yaml of every trial's run folder."""
-    return [{**yaml.safe_load(path.read_text()), "run": path.parent} for path in log_dir.rglob("trial.yaml")]
-
-
-def best_value(scalars: dict, metric: str) -> float:
-    values = [value for _, value in scalars[metric]]
-    return max(values) if SWEEP["direction"] == "maximize" else min(values)
 
 
 @pytest.mark.slow
@@ -161,18 +117,6 @@ def test_bad_input_is_one_line(sweep, tmp_path, change, error):
     assert status == 1
     assert err.strip().splitlines()[-1].startswith("error: ") and error in err, err
     assert not records(tmp_path)
-
-
-def start_sweep(log_dir: Path, *args: str) -> processes.Process:
-    return processes.start(PROJECT_ROOT / "sweep.py", sweep_args(log_dir, *args), PROJECT_ROOT, PROBES_ENV)
-
-
-def assert_six_trials_each_once(log_dir: Path) -> None:
-    trials = study(log_dir).get_trials()
-    done = [trial for trial in trials if trial.state in (TrialState.COMPLETE, TrialState.PRUNED)]
-    assert len(done) == 6 and not [trial for trial in trials if trial.state == TrialState.RUNNING]
-    finished = {record["trial"]: record for record in records(log_dir)}
-    assert sorted(finished) == sorted(trial.number for trial in done)
 
 
 # The sweeps continued or run alongside are in this process: a process of their own would prove nothing more.
@@ -237,14 +181,6 @@ def test_two_workers_share_one_study(sweep, tmp_path):
     numbers = [set(trial_lines(out)), set(trial_lines(others_out))]
     assert numbers[0] and numbers[1] and not numbers[0] & numbers[1], out + others_out
     assert_six_trials_each_once(tmp_path)
-
-
-def readme_commands() -> list[str]:
-    """The commands of the README's "Search hyperparameters" section."""
-    readme = (PROJECT_ROOT / "README.md").read_text(encoding="utf-8")
-    section = readme.split("## Search hyperparameters", 1)[1].split("\n## ", 1)[0]
-    blocks = re.findall(r"```bash\n(.*?)```", section, re.S)
-    return [line.split("  #")[0].strip() for block in blocks for line in block.splitlines() if line.strip()]
 
 
 @pytest.mark.slow
