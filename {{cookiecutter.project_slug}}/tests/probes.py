@@ -34,7 +34,11 @@ def option(kind: str, **init_args: object) -> list[str]:
 
 
 class KillAt(Callback):
-    """Sends ``signal`` to this process at batch ``batch`` of ``hook`` (train or validation) in ``epoch``."""
+    """Sends ``signal`` to this process at batch ``batch`` of ``hook`` (train or validation) in ``epoch``.
+
+    The checkpoints asked for before that point are on disk first: they are written in the background, and
+    a kill that lands while one is being written is ``KillDuringWrite``'s case.
+    """
 
     def __init__(self, hook: str = "train", epoch: int = 1, batch: int = 2, signal: str = "SIGKILL") -> None:
         self.hook, self.epoch, self.batch, self.signal = hook, epoch, batch, SIGNALS[signal]
@@ -42,6 +46,8 @@ class KillAt(Callback):
     def _maybe_kill(self, trainer: pl.Trainer, hook: str, batch_idx: int) -> None:
         chosen = (hook, trainer.current_epoch, batch_idx) == (self.hook, self.epoch, self.batch)
         if chosen and trainer.is_global_zero and not trainer.sanity_checking:
+            if isinstance(trainer.strategy.checkpoint_io, AtomicCheckpointIO):
+                trainer.strategy.checkpoint_io.wait()
             os.kill(os.getpid(), self.signal)
 
     def on_train_batch_end(

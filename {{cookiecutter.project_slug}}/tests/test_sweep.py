@@ -126,8 +126,8 @@ def test_a_sweep_stopped_mid_trial_resumes_it_and_ends_at_the_requested_count(sw
     epochs = "--trainer.max_epochs=4"
     status, first, err = sweep("--trials=2", epochs, log_dir=tmp_path)
     assert status == 0, err
-    # The next trial is stopped in its third epoch. A kill finds the checkpoints of the first two epochs on
-    # disk or being written; a stop signal is acted on at the next batch, or else when the last epoch starts.
+    # The next trial is stopped in its third epoch, past its first checkpoints. A stop signal is acted on at
+    # the next batch, or when the last epoch starts if that was the epoch's last batch.
     stopped_at = probes.option("KillAt", hook="train", epoch=2, batch=0, signal=stop)
     worker = start_sweep(tmp_path, "--trials=6", epochs, *stopped_at)
     out, stopped_err = worker.communicate(timeout=300)
@@ -157,7 +157,7 @@ def test_a_sweep_stopped_mid_trial_resumes_it_and_ends_at_the_requested_count(sw
 @pytest.mark.slow
 def test_a_stop_signal_after_a_trials_last_batch_stops_the_sweep_before_the_next_trial(sweep, tmp_path):
     # During the last validation: too late for the trial to stop, so it ends and counts; the sweep stops.
-    late = probes.option("KillAt", hook="validation", epoch=1, batch=1, signal="SIGTERM")
+    late = probes.option("KillAt", hook="validation", epoch=1, batch=0, signal="SIGTERM")
     status, out, err = sweep("--trials=3", "--trainer.max_epochs=2", *late, log_dir=tmp_path)
     assert status == 128 + signal.SIGTERM, err
     assert f"stopped by SIGTERM: {STOPPED_HINT}" in err.splitlines()
