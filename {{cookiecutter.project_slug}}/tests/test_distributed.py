@@ -14,6 +14,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import probes
 import processes
 import pytest
 from conftest import (
@@ -137,9 +138,7 @@ def test_sigterm_to_rank_zero_stops_every_rank_with_a_checkpoint(tmp_path):
         "--trainer.max_epochs=3",
         "--trainer.limit_train_batches=5",
         f"--data.init_args.batch_size={batch_size_for(5, processes=2)}",
-        "--trainer.callbacks+=probes.KillAt",
-        "--trainer.callbacks.init_args.epoch=1",
-        "--trainer.callbacks.init_args.signal=SIGTERM",
+        *probes.option("KillAt", epoch=1, signal="SIGTERM"),
         log_dir=tmp_path,
         check=False,
         env={**SINGLE_THREAD, **PROBES_ENV},
@@ -161,8 +160,7 @@ def test_a_nan_in_one_process_stops_every_process_at_that_step(tmp_path):
         DDP_PROFILE,
         "--trainer.max_epochs=1",
         f"--data.init_args.batch_size={batch_size_for(3, processes=2)}",  # so that step 2 is in epoch 0
-        "--trainer.callbacks+=probes.NanAt",
-        "--trainer.callbacks.init_args.step=2",
+        *probes.option("NanAt", step=2),
         log_dir=tmp_path,
         check=False,
         env=PROBES_ENV,

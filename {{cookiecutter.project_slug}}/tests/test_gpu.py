@@ -2,6 +2,7 @@
 
 import json
 
+import probes
 import pytest
 import torch
 import yaml
@@ -22,8 +23,7 @@ def test_one_gpu_mixed_precision_fit(tmp_path):
         "--config=configs/profiles/gpu.yaml",
         "--trainer.max_epochs=20",
         f"--data.init_args.batch_size={batch_size}",
-        "--trainer.callbacks+=probes.Throughput",
-        f"--trainer.callbacks.init_args.path={speed_file}",
+        *probes.option("Throughput", path=speed_file),
         log_dir=tmp_path / "logs",
         env=PROBES_ENV,
     )

@@ -13,6 +13,7 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import probes
 import pytest
 from conftest import (
     PROBES_ENV,
@@ -35,11 +36,7 @@ from {{ cookiecutter.package_name }}.infra.resume import best_checkpoint
 
 SHORT = ("--trainer.limit_train_batches=2", "--trainer.limit_val_batches=1")
 # A process killed (SIGKILL) at the end of its second training step, before its first checkpoint.
-KILL_AT_STEP_2 = (
-    "--trainer.callbacks+=probes.KillAt",
-    "--trainer.callbacks.init_args.epoch=0",
-    "--trainer.callbacks.init_args.batch=1",
-)
+KILL_AT_STEP_2 = probes.option("KillAt", epoch=0, batch=1)
 
 
 def test_runs_started_together_claim_different_folders(tmp_path):
