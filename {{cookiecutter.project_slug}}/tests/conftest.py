@@ -210,3 +210,14 @@ def trained_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     args = ("fit", "--trainer.max_epochs=4")
     assert run_in_process(command_line(args, log_dir)) == 0
     return log_dir
+
+
+@pytest.fixture
+def scontrol(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A stand-in for SLURM's ``scontrol`` on PATH; returns the file where it writes its arguments."""
+    called, fake = tmp_path / "scontrol-called", tmp_path / "bin" / "scontrol"
+    fake.parent.mkdir()
+    fake.write_text(f'#!/bin/sh\necho "$@" > {called}\n', encoding="utf-8")
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{fake.parent}{os.pathsep}{os.environ['PATH']}")
+    return called

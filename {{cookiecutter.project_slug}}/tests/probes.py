@@ -21,7 +21,7 @@ from pytorch_lightning.callbacks import Callback
 
 from {{ cookiecutter.package_name }}.infra.checkpointing import AtomicCheckpointIO
 
-SIGNALS = {"SIGKILL": signal.SIGKILL, "SIGTERM": signal.SIGTERM, "SIGINT": signal.SIGINT}
+SIGNALS = {name: getattr(signal, name) for name in ("SIGKILL", "SIGTERM", "SIGINT", "SIGUSR1")}
 
 
 def option(kind: str, **init_args: object) -> list[str]:

@@ -167,11 +167,8 @@ def test_stop_signal_saves_a_checkpoint_that_resumes_at_its_batch(
     ["", "signals.restore(signals.catch_stop_signals())  # a run that ended, as a sweep's trials do\n"],
     ids=["a run", "a sweep after a trial"],
 )
-def test_a_slurm_job_stuck_after_the_requeue_signal_is_requeued_anyway(tmp_path, before):
+def test_a_slurm_job_stuck_after_the_requeue_signal_is_requeued_anyway(scontrol, before):
     """If the processes cannot stop on their own (one stuck in a collective, say), the watchdog requeues."""
-    scontrol = tmp_path / "scontrol"  # records how it was called, in place of SLURM's
-    scontrol.write_text(f'#!/bin/sh\necho "$@" > {tmp_path / "called"}\n', encoding="utf-8")
-    scontrol.chmod(0o755)
     stuck = (
         "import os, signal, time\n"
         "from {{ cookiecutter.package_name }}.infra import signals\n"
@@ -181,12 +178,7 @@ def test_a_slurm_job_stuck_after_the_requeue_signal_is_requeued_anyway(tmp_path,
         "os.kill(os.getpid(), signal.SIGUSR1)\n"
         "time.sleep(60)  # never reaches a point where it could stop\n"
     )
-    env = {
-        **os.environ,
-        "SLURM_JOB_ID": "123",
-        "SLURM_PROCID": "0",
-        "PATH": f"{tmp_path}:{os.environ['PATH']}",
-    }
+    env = {**os.environ, "SLURM_JOB_ID": "123", "SLURM_PROCID": "0"}
     result = subprocess.run(
         [sys.executable, "-c", stuck], capture_output=True, text=True, timeout=30, cwd=PROJECT_ROOT, env=env
     )
@@ -194,4 +186,4 @@ def test_a_slurm_job_stuck_after_the_requeue_signal_is_requeued_anyway(tmp_path,
     assert "has not stopped: requeuing from the last checkpoint" in result.stderr
     where = f'File "<string>", line {stuck.count(chr(10))}'  # the last line: where it was stuck
     assert "time.sleep" in result.stderr or where in result.stderr
-    assert (tmp_path / "called").read_text().split() == ["requeue", "123"]
+    assert scontrol.read_text().split() == ["requeue", "123"]

@@ -155,13 +155,24 @@ def test_a_sweep_stopped_mid_trial_resumes_it_and_ends_at_the_requested_count(sw
 
 
 @pytest.mark.slow
-def test_a_stop_signal_after_a_trials_last_batch_stops_the_sweep_before_the_next_trial(sweep, tmp_path):
+@pytest.mark.parametrize("name", ["SIGTERM", "SIGUSR1"])  # a kill or preemption; SLURM's time limit near
+@pytest.mark.filterwarnings("ignore:The `srun` command is available")  # Lightning's, in a pretend SLURM job
+def test_a_stop_signal_after_a_trials_last_batch_stops_the_sweep_before_the_next_trial(
+    sweep, tmp_path, monkeypatch, scontrol, name
+):
+    if name == "SIGUSR1":
+        monkeypatch.setenv("SLURM_JOB_ID", "123")
     # During the last validation: too late for the trial to stop, so it ends and counts; the sweep stops.
-    late = probes.option("KillAt", hook="validation", epoch=1, batch=0, signal="SIGTERM")
+    late = probes.option("KillAt", hook="validation", epoch=1, batch=0, signal=name)
     status, out, err = sweep("--trials=3", "--trainer.max_epochs=2", *late, log_dir=tmp_path)
-    assert status == 128 + signal.SIGTERM, err
-    assert f"stopped by SIGTERM: {STOPPED_HINT}" in err.splitlines()
+    assert status == 128 + signal.Signals[name], err
+    if name == "SIGUSR1":  # the job goes back in the queue, and its next attempt continues the sweep
+        assert "stopped by SIGUSR1: requeued" in err.splitlines()
+        assert scontrol.read_text().split() == ["requeue", "123"]
+    else:
+        assert f"stopped by SIGTERM: {STOPPED_HINT}" in err.splitlines() and not scontrol.exists()
     assert list(trial_lines(out)) == [0], out
+    monkeypatch.delenv("SLURM_JOB_ID", raising=False)
     status, out, err = sweep("--trials=3", "--trainer.max_epochs=2", log_dir=tmp_path)
     assert status == 0, err
     assert sorted(trial_lines(out)) == [1, 2], out

@@ -163,7 +163,7 @@ def run_study(study: Study, sweep: dict, target: int, train_args: list[str], nam
         options = [f"--trainer.logger.init_args.{experiment}={name}"]
         options += [f"--trainer.logger.init_args.{run}=trial_{trial.number}"]
         run_trial(study, trial, sweep, train_args, options)
-    # Received after a trial's last batch: the trial counted, and the next one is left to the next command.
+    # Received between trials, or too late for the trial to stop (it counted): the next command goes on.
     if wanted() == REQUEUE:
         requeue()
     exit_after_stop_signal(STOPPED_HINT)
