@@ -91,9 +91,19 @@ def run(command: list[str], cwd: Path, timeout: float = COMMAND_TIMEOUT) -> subp
         command, cwd=cwd, capture_output=True, text=True, timeout=timeout, env=environment()
     )
     assert result.returncode == 0, (
-        f"{command} failed in {cwd}:\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}"
+        f"{command} failed in {cwd}:\n{shortened(result.stdout)}\n{result.stderr[-4000:]}"
     )
     return result
+
+
+def shortened(output: str, size: int = 4000) -> str:
+    """The end of ``output``, and the start of pytest's first failure if the end leaves it out: the logs a
+    failed test captured (W&B's run a hundred lines) would otherwise push its traceback out.
+    """
+    start = output.find("= FAILURES =")
+    if start < 0 or len(output) - start <= 2 * size:
+        return output[-2 * size :]
+    return f"{output[start : start + size]}\n[...]\n{output[-size:]}"
 
 
 def run_script(root: Path, script: Path, *args: str, timeout: float = COMMAND_TIMEOUT) -> str:
