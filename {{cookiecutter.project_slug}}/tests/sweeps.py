@@ -37,6 +37,7 @@ def sweep_config(folder: Path, **changes: object) -> Path:
 
 
 def study(log_dir: Path, name: str = SWEEP["name"]) -> optuna.Study:
+    """The study that the sweeps under ``log_dir`` share, read from its journal file."""
     storage = JournalStorage(JournalFileBackend(str(log_dir / f"{name}.journal")))
     return optuna.load_study(study_name=name, storage=storage)
 
@@ -63,15 +64,18 @@ def records(log_dir: Path) -> list[dict]:
 
 
 def best_value(scalars: dict, metric: str) -> float:
+    """The best value ``metric`` reached in a run's logged ``scalars``, in the study's direction."""
     values = [value for _, value in scalars[metric]]
     return max(values) if SWEEP["direction"] == "maximize" else min(values)
 
 
 def start_sweep(log_dir: Path, *args: str) -> processes.Process:
+    """``python sweep.py <args>`` as a worker of its own (``sweep_args``), which tests may stop or kill."""
     return processes.start(PROJECT_ROOT / "sweep.py", sweep_args(log_dir, *args), PROJECT_ROOT, PROBES_ENV)
 
 
 def assert_six_trials_each_once(log_dir: Path) -> None:
+    """The study has six finished trials and none left running; each finished one has its trial.yaml."""
     trials = study(log_dir).get_trials()
     done = [trial for trial in trials if trial.state in (TrialState.COMPLETE, TrialState.PRUNED)]
     assert len(done) == 6 and not [trial for trial in trials if trial.state == TrialState.RUNNING]
