@@ -213,11 +213,24 @@ def trained_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture
-def scontrol(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A stand-in for SLURM's ``scontrol`` on PATH; returns the file where it writes its arguments."""
-    called, fake = tmp_path / "scontrol-called", tmp_path / "bin" / "scontrol"
-    fake.parent.mkdir()
-    fake.write_text(f'#!/bin/sh\necho "$@" > {called}\n', encoding="utf-8")
-    fake.chmod(0o755)
-    monkeypatch.setenv("PATH", f"{fake.parent}{os.pathsep}{os.environ['PATH']}")
+def on_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """``on_path(name, body="")``: a shell script ``name`` found first on PATH, standing in for a command."""
+    folder = tmp_path / "bin"
+    folder.mkdir()
+    monkeypatch.setenv("PATH", f"{folder}{os.pathsep}{os.environ['PATH']}")
+
+    def put(name: str, body: str = "") -> Path:
+        command = folder / name
+        command.write_text(f"#!/bin/sh\n{body}", encoding="utf-8")
+        command.chmod(0o755)
+        return command
+
+    return put
+
+
+@pytest.fixture
+def scontrol(tmp_path: Path, on_path) -> Path:
+    """A stand-in for SLURM's ``scontrol``; returns the file where it writes its arguments."""
+    called = tmp_path / "scontrol-called"
+    on_path("scontrol", f'echo "$@" > {called}\n')
     return called

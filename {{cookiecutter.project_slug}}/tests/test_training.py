@@ -1,6 +1,5 @@
 """Real, short training runs through ``train.py``, the entry point users run."""
 
-import os
 from pathlib import Path
 
 import pytest
@@ -78,13 +77,9 @@ def test_default_config_is_found_from_any_directory(cli, tmp_path):
     assert "monitor: val/loss" in result.stdout
 
 
-def test_output_to_a_file_is_one_line_per_epoch_and_no_srun_hint(cli, monkeypatch, tmp_path):
+def test_output_to_a_file_is_one_line_per_epoch_and_no_srun_hint(cli, monkeypatch, on_path, tmp_path):
     # An `srun` on PATH, as on a cluster's login node, outside a SLURM job: Lightning's hint does not apply.
-    srun = tmp_path / "bin" / "srun"
-    srun.parent.mkdir()
-    srun.write_text("#!/bin/sh\n")
-    srun.chmod(0o755)
-    monkeypatch.setenv("PATH", f"{srun.parent}{os.pathsep}{os.environ['PATH']}")
+    on_path("srun")
     monkeypatch.delenv("SLURM_JOB_ID", raising=False)
     # The progress bar on, and the output captured: not a terminal.
     result = cli(
