@@ -11,11 +11,12 @@ optimizer, batch size and epochs, alternating their order:
 
 Each runs twice, for a short and a long number of epochs; the difference divided by the extra epochs is the
 time per epoch (start-up cancels out), and each notes its epochs' times from inside (epoch_clock.py). Stock
-and default also run together, taking turns one epoch each, so that the machine's drift hits each pair of
-epochs alike. On a CUDA machine the three also train in bf16 and report samples/s.
+and default also run together, taking turns one epoch each with the default less each group of its extras
+(turns.py), so that the machine's drift hits each round of epochs alike and each group's cost shows. On a
+CUDA machine the three also train in bf16 and report samples/s.
 
     python benchmarks/run.py                 # full: 5 alternating repeats of 3 and 23 epochs, medians
-    python benchmarks/run.py --quick         # smoke run for CI: 1 repeat of 1 and 2 epochs, no targets
+    python benchmarks/run.py --quick         # smoke run for CI: 1 repeat of 1 and 3 epochs, no targets
 """
 
 from __future__ import annotations
@@ -31,21 +32,23 @@ import tempfile
 import time
 from pathlib import Path
 
+from turns import (
+    ONE_THREAD,
+    costs_table,
+    epoch_times,
+    extras_in,
+    lightning_command,
+    median_epoch,
+    per_round,
+    take_turns,
+)
+
 HERE = Path(__file__).resolve().parent
 TEMPLATE = HERE.parent
 TRAIN_SAMPLES = 1257  # the default split's training set
 
 # Issue 12's target: the default config at most 1.25x stock Lightning per epoch (CPU, default example).
 MAX_EXTRAS_RATIO = 1.25
-# Every extra off; what remains is Lightning's own loop around the same LightningModule.
-STOCK = (
-    "--trainer.logger=false",
-    "--trainer.callbacks=[]",
-    "--trainer.enable_checkpointing=false",
-    "--trainer.plugins=[]",
-    "--trainer.enable_progress_bar=false",
-    "--trainer.enable_model_summary=false",
-)
 
 
 def timed(command: list[str], cwd: Path, env: dict[str, str] | None = None) -> tuple[float, str]:
@@ -95,57 +98,12 @@ def train(kind: str, project: Path, epochs: int, out: Path, extra: tuple[str, ..
             "epoch_times": report["epoch_times"],
         }
     marks = out / "epoch_marks.json"
-    command = lightning_command(kind, epochs, out, marks, *extra)
-    out.mkdir(parents=True, exist_ok=True)
+    command = lightning_command(kind, project, epochs, out, marks, *extra)
     result = {"epochs": epochs, "val_acc": None} if kind == "stock" else {}
     result["wall"], _ = timed(command, cwd=project, env={"PYTHONPATH": str(HERE)})
     if kind == "default":
         result.update(epochs=epochs_trained(out), val_acc=final_val_acc(out))
     return {**result, "epoch_times": epoch_times(marks)}
-
-
-def lightning_command(kind: str, epochs: int, out: Path, marks: Path, *extra: str) -> list[str]:
-    """``python train.py`` as stock or default, writing under ``out``, its epoch clock writing ``marks``."""
-    where = (
-        (f"--trainer.default_root_dir={out}", *STOCK)
-        if kind == "stock"
-        else (f"--trainer.logger.init_args.save_dir={out}",)
-    )
-    clock = ("--trainer.callbacks+=epoch_clock.EpochClock", f"--trainer.callbacks.init_args.path={marks}")
-    return [sys.executable, "train.py", f"--trainer.max_epochs={epochs}", *where, *clock, *extra]
-
-
-def epoch_times(marks: Path) -> list[float]:
-    return [end - start for start, end in json.loads(marks.read_text(encoding="utf-8"))]
-
-
-def take_turns(project: Path, epochs: int, out: Path) -> dict[str, list[float]]:
-    """Stock and default started together, taking turns epoch by epoch (``EpochClock(turns=...)``): the
-    time of each of their epochs, ``{kind: [seconds, ...]}``. Stock has the first turn.
-    """
-    to_stock, to_default = os.pipe(), os.pipe()  # (read, write) each
-    turns = {"stock": (to_stock[0], to_default[1]), "default": (to_default[0], to_stock[1])}
-    processes = {}
-    for kind, (read, write) in turns.items():
-        turn = f"--trainer.callbacks.init_args.turns={read},{write}"
-        command = lightning_command(kind, epochs, out / kind, out / f"{kind}.json", turn)
-        processes[kind] = subprocess.Popen(
-            command,
-            cwd=project,
-            env={**os.environ, "PYTHONPATH": str(HERE)},
-            pass_fds=(read, write),
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-    os.write(to_stock[1], b"x")  # stock's turn first
-    for fd in (*to_stock, *to_default):
-        os.close(fd)
-    for kind, process in processes.items():
-        _, stderr = process.communicate()
-        if process.returncode != 0:
-            sys.exit(f"benchmark: {kind} run taking turns failed:\n{stderr[-3000:]}")
-    return {kind: epoch_times(out / f"{kind}.json") for kind in turns}
 
 
 def per_epoch(short: dict, long: dict) -> float:
@@ -183,6 +141,7 @@ def measure(args: argparse.Namespace, work: Path) -> dict:
     measured = {
         "runs": runs,
         "turns": turns,
+        "extras": extras_in(project),
         "startup": statistics.median(startup),
         "imports": statistics.median(imports),
     }
@@ -219,15 +178,16 @@ def table(measured: dict, args: argparse.Namespace) -> str:
         return statistics.median(of(*default) / of(*stock) for default, stock in pairs)
 
     extras, extras_inside = extras_ratio(per_epoch), extras_ratio(in_run)
-    # Taking turns: each default epoch over the stock epoch just before it, the first (warming up) left
-    # out; the median of those, then over the repeats.
+    # Taking turns: each default epoch over the stock epoch of the same round.
     turns = measured["turns"]
-    by_turns = {
-        kind: statistics.median(statistics.median(repeat[kind][1:]) for repeat in turns)
-        for kind in ("stock", "default")
-    }
-    pairs = (zip(repeat["stock"][1:], repeat["default"][1:], strict=False) for repeat in turns)
-    extras_turns = statistics.median(statistics.median(d / s for s, d in pair) for pair in pairs)
+    by_turns, one_thread = (
+        {kind: median_epoch(turns, kind + threads) for kind in ("stock", "default")}
+        for threads in ("", ONE_THREAD)
+    )
+    extras_turns, extras_one_thread = (
+        per_round(turns, "default" + threads, "stock" + threads, lambda d, s: d / s)
+        for threads in ("", ONE_THREAD)
+    )
     startup, imports = measured["startup"], measured["imports"]
 
     def verdict(ratio: float) -> str:
@@ -263,10 +223,16 @@ def table(measured: dict, args: argparse.Namespace) -> str:
             f"ratio {extras_inside:.2f}x{verdict(extras_inside)}",
         ),
         row(
-            "time per epoch, stock and default taking turns epoch by epoch (median, the first left out)",
+            "time per epoch, stock and default taking turns epoch by epoch (median, first and last left out)",
             {"hand": None, **by_turns},
             lambda s: f"{s * 1000:.1f} ms",
             f"ratio {extras_turns:.2f}x{verdict(extras_turns)}",
+        ),
+        row(
+            "the same with one intra-op thread each (`OMP_NUM_THREADS=1`), taking turns with the above",
+            {"hand": None, **one_thread},
+            lambda s: f"{s * 1000:.1f} ms",
+            f"ratio {extras_one_thread:.2f}x",
         ),
         row(
             "training throughput",
@@ -282,6 +248,13 @@ def table(measured: dict, args: argparse.Namespace) -> str:
     if "cuda" in measured:
         rates = {kind: TRAIN_SAMPLES / per_epoch(*pair) for kind, pair in measured["cuda"].items()}
         lines.append(row("CUDA bf16 throughput", rates, lambda rate: f"{rate:,.0f} samples/s", ""))
+    lines += [
+        "",
+        "Where the extras go: with stock and default, the default with one group of extras turned off took "
+        "turns too; a group's cost is the default's epoch less that one's, in the same round.",
+        "",
+        *costs_table(turns, measured["extras"]),
+    ]
     return "\n".join(lines) + "\n"
 
 
@@ -290,11 +263,12 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--short", type=int, default=3, help="epochs of the short runs")
     parser.add_argument("--long", type=int, default=23, help="epochs of the long runs")
-    parser.add_argument("--quick", action="store_true", help="1 repeat of 1 and 2 epochs; targets not judged")
+    parser.add_argument("--quick", action="store_true", help="1 repeat of 1 and 3 epochs; targets not judged")
     parser.add_argument("--out", type=Path, default=HERE / "RESULTS.md", help="where to write the table")
     args = parser.parse_args()
     if args.quick:
-        args.repeats, args.short, args.long = 1, 1, 2
+        # Three epochs: taking turns, only the middle one runs alone (turns.steady).
+        args.repeats, args.short, args.long = 1, 1, 3
     import torch
 
     args.device_name = torch.cuda.get_device_name() if torch.cuda.is_available() else "CPU"
