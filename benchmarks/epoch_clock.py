@@ -1,11 +1,12 @@
 """A callback noting when each epoch starts and ends: epoch times from inside a run.
 
 The slope between two runs cancels start-up out but carries its noise (a second of imports, give or take);
-these times carry none. ``run.py`` adds it to both Lightning runs, stock and default, alike.
+these times carry none. ``run.py`` adds it to every Lightning run alike.
 
-With ``turns``, two runs started together take turns, one epoch each: a run waits for the other's epoch
-to end before it starts its own, so the two epochs of each pair run a few hundred milliseconds apart on
-the same machine. The machine's speed drifts by up to 1.5x over minutes; over one pair it barely does.
+With ``turns``, runs started together take turns round a ring of pipes, one epoch each: a run waits for
+the one before it to end an epoch before it starts its own (turns.py), so the epochs of one round run within
+a second of each other on the same machine. The machine's speed drifts by up to 1.5x over minutes; over one
+round it barely does.
 """
 
 from __future__ import annotations
@@ -23,8 +24,9 @@ class EpochClock(pl.Callback):
 
     Args:
         path: The JSON file to write.
-        turns: ``"<read fd>,<write fd>"``: pipes to the other run. A byte read means "your turn"; one
-            written hands the turn over. A pipe closed by the other run's end means: no more waiting.
+        turns: ``"<read fd>,<write fd>"``: pipes from the run before and to the run after. A byte read means
+            "your turn"; one written hands the turn on. A pipe closed by the run before's end means: no more
+            waiting.
     """
 
     def __init__(self, path: str, turns: str | None = None) -> None:
@@ -47,7 +49,7 @@ class EpochClock(pl.Callback):
 
     def _epoch_ended(self, trainer: pl.Trainer) -> None:
         """The end of an epoch is the start of the next (everything Lightning does in between belongs to
-        the epoch). Checkpoints still being written in the background are waited for: while the other run
+        the epoch). Checkpoints still being written in the background are waited for: while the next run
         takes its turn, they would be done on its time.
         """
         wait = getattr(trainer.strategy.checkpoint_io, "wait", None)
@@ -57,9 +59,9 @@ class EpochClock(pl.Callback):
         if self.turn_out is not None:
             try:
                 os.write(self.turn_out, b"x")
-            except BrokenPipeError:  # the other run has ended
+            except BrokenPipeError:  # the next run has ended
                 self.turn_out = None
 
     def _wait_for_turn(self) -> None:
         if self.turn_in is not None and not os.read(self.turn_in, 1):
-            self.turn_in = None  # the other run has ended
+            self.turn_in = None  # the run before has ended

@@ -1,9 +1,9 @@
 """Lightning runs taking turns epoch by epoch: stock, default, and the default with each group of extras off.
 
 Every run of a repeat starts at once; they form a ring of pipes and each waits for the one before it to end
-an epoch before it starts its own (``EpochClock(turns=...)``). One round of the ring takes a fraction of a
-second, over which the machine's speed barely drifts (it drifts by up to 1.5x over minutes), so the epochs
-of one round compare fairly: default with stock, and default with the default less one group of extras,
+an epoch before it starts its own (``EpochClock(turns=...)``). One round of the ring takes under a second,
+over which the machine's speed barely drifts (it drifts by up to 1.5x over minutes), so the epochs of one
+round compare fairly: default with stock, and default with the default less one group of extras,
 which is what that group costs.
 """
 
