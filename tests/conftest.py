@@ -124,21 +124,22 @@ def python(*args: str) -> list[str]:
     return [sys.executable, *args]
 
 
-# Tests that take minutes go first, longest first (whole generated suites, then trainings and installs), so
-# that the xdist workers finish together instead of one running the longest tests alone at the end. With
-# `--maxschedchunk=1` (make test) each worker takes one test at a time; by default xdist hands the first
-# worker a whole block of consecutive tests.
+# Tests that take minutes go first, longest first as CI measured them (whole generated suites, then trainings
+# and installs), so that the xdist workers finish together instead of one running a long test alone at the
+# end. xdist first deals two tests to each worker, round robin; then, with `--maxschedchunk=1` (make test),
+# each worker takes one test at a time; by default xdist hands the first worker a whole block of tests.
 LONGEST = [
     "whole_suite",
-    "tests_green[label_smoothing]",  # the make-it-yours step that runs the whole suite
     "test_ten_signals",
+    "tests_green[label_smoothing]",  # the make-it-yours step that runs the whole suite
+    "test_benchmark.py",
+    "readme_command",
+    "test_answers.py",
     "test_slurm.py",
     "test_slurm_sweep.py",
-    "readme_command",
     "test_make_it_yours.py",
     "quick_tests_pass",
     "test_install.py",
-    "test_benchmark.py",
 ]
 
 
