@@ -160,7 +160,8 @@ def per_round(
 def costs_table(turns: list[dict[str, list[float]]], extras: dict[str, list[str]]) -> list[str]:
     """Markdown: what each group of extras costs an epoch, as the default's epoch less the epoch of the
     default without that group in the same round (steady rounds only; the median over the rounds, then over
-    the repeats), and its share of all the extras (default less stock); with torch's threads, then with one.
+    the repeats), and its share of all the extras (default less stock; n/a if the default was not slower,
+    as may happen in quick mode); with torch's threads, then with one.
     """
 
     def saved(threads: str, name: str) -> float:
@@ -175,7 +176,7 @@ def costs_table(turns: list[dict[str, list[float]]], extras: dict[str, list[str]
             found += [
                 ms(median_epoch(turns, name + threads)) if name else "",
                 ms(cost) if off else "",
-                f"{cost / total:.0%}" if off and total > 0 else "",
+                ("n/a" if total <= 0 else f"{cost / total:.0%}") if off else "",
             ]
         return found
 

@@ -55,8 +55,10 @@ def test_benchmark_quick_mode_decomposes_the_time(tmp_path):
     assert costs_header[2] == "what they cost an epoch" and costs_header[5].endswith(", one intra-op thread")
     (first, *groups, added, last) = costs
     assert first[:2] == ["none: the default config", turns[2]] and first[4] == one_thread[2]
-    assert last[:2] == ["all: stock Lightning", turns[1]] and last[3] == "100%"
-    assert last[4] == one_thread[1] and last[6] == "100%"
+    assert last[:2] == ["all: stock Lightning", turns[1]] and last[4] == one_thread[1]
+    for cost, share in ((last[2], last[3]), (last[5], last[6])):
+        # All the extras are 100% of themselves, unless the default was not slower (quick mode is noise).
+        assert share == ("100%" if float(cost.split()[0]) > 0 else "n/a") or cost == "0.0 ms", (cost, share)
     named = {}
     for (name, *cells), group in zip(groups, EXTRAS, strict=True):
         # Each group names what it turns off, as the rendered config lists it: at least one class.
