@@ -61,7 +61,11 @@ def trainer_config(project: Path) -> dict:
 
 def extras_in(project: Path) -> dict[str, list[str]]:
     """The class names that each group of extras turns off, as the project's config lists them."""
-    trainer = trainer_config(project)
+    return extras_of(trainer_config(project))
+
+
+def extras_of(trainer: dict) -> dict[str, list[str]]:
+    """The class names that each group of extras turns off, in the ``trainer`` section of a config."""
     callbacks = [class_name(callback) for callback in trainer["callbacks"]]
     groups = {group: [name for name in callbacks if name in names] for group, (names, _) in EXTRAS.items()}
     named = set().union(*groups.values())
@@ -74,7 +78,7 @@ def extras_in(project: Path) -> dict[str, list[str]]:
 def without(group: str, project: Path, out: Path) -> Path:
     """A config file that, read after configs/config.yaml, turns ``group`` of the extras off."""
     trainer = trainer_config(project)
-    dropped = extras_in(project)[group]
+    dropped = extras_of(trainer)[group]
     settings = {
         "callbacks": [c for c in trainer["callbacks"] if class_name(c) not in dropped],
         **EXTRAS[group][1],
@@ -168,11 +172,13 @@ def costs_table(turns: list[dict[str, list[float]]], extras: dict[str, list[str]
         """What an epoch of the default saves with ``name``'s extras off (all of them for stock)."""
         return per_round(turns, "default" + threads, name + threads, lambda a, b: a - b)
 
+    totals = {threads: saved(threads, "stock") for threads in THREADS}
+
     def cells(name: str | None, off: tuple[str, ...]) -> list[str]:
         """The epoch of run ``name`` and what the runs ``off`` save, with each number of threads."""
         found = []
-        for threads in THREADS:
-            total, cost = saved(threads, "stock"), sum(saved(threads, other) for other in off)
+        for threads, total in totals.items():
+            cost = sum(saved(threads, other) for other in off)
             found += [
                 ms(median_epoch(turns, name + threads)) if name else "",
                 ms(cost) if off else "",
