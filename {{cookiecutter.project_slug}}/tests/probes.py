@@ -8,6 +8,7 @@ lost node or ``kill -9`` arriving at that point.
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import signal
@@ -88,14 +89,16 @@ class KillDuringWrite(AtomicCheckpointIO):
         super().__init__()
         self.kill_at, self.written = write, 0
 
-    def write(self, data: memoryview, file: BinaryIO) -> None:
+    def write(self, checkpoint: dict[str, Any], file: BinaryIO) -> None:
         self.written += 1
         if self.written == self.kill_at:
-            file.write(data[: len(data) // 2])
+            buffer = io.BytesIO()
+            super().write(checkpoint, buffer)
+            file.write(buffer.getvalue()[: buffer.tell() // 2])
             file.flush()
             os.fsync(file.fileno())
             os.kill(os.getpid(), signal.SIGKILL)
-        super().write(data, file)
+        super().write(checkpoint, file)
 
 
 class Throughput(Callback):

@@ -5,7 +5,7 @@ state, a queue that does not make training wait, and generators restored on fewe
 from __future__ import annotations
 
 import threading
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import pytest
 import torch
@@ -18,7 +18,7 @@ from {{ cookiecutter.package_name }}.infra.random_state import RandomStateCheckp
 class FailingCheckpointIO(AtomicCheckpointIO):
     """Writes half a checkpoint, then fails like a full disk."""
 
-    def write(self, data: memoryview, file: BinaryIO) -> None:
+    def write(self, checkpoint: dict[str, Any], file: BinaryIO) -> None:
         file.write(b"\0" * 1000)
         raise OSError(28, "No space left on device")
 
@@ -74,9 +74,9 @@ def test_removals_and_links_queue_behind_a_slow_write_without_making_training_wa
     written, disk_ready = [], threading.Event()
 
     class SlowDisk(AtomicCheckpointIO):
-        def write(self, data: memoryview, file: BinaryIO) -> None:
+        def write(self, checkpoint: dict[str, Any], file: BinaryIO) -> None:
             disk_ready.wait(timeout=5)
-            super().write(data, file)
+            super().write(checkpoint, file)
             written.append(file.name)
 
     writer = SlowDisk()
