@@ -130,13 +130,18 @@ def test_a_resume_in_the_second_the_run_started_still_discards_the_replayed_step
 
 {% endif -%}
 @pytest.mark.slow
-@pytest.mark.parametrize("name", ["SIGTERM", "SIGINT"])  # kill or a scheduler; Ctrl-C
+@pytest.mark.parametrize(
+    ("name", "batch"),
+    [("SIGTERM", 2), ("SIGINT", 2), ("SIGTERM", BATCHES - 2)],
+    # kill or a scheduler; Ctrl-C; a signal first seen in the last batch that limit_train_batches allows
+    ids=["SIGTERM", "SIGINT", "SIGTERM-in-the-last-batch"],
+)
 def test_stop_signal_saves_a_checkpoint_that_resumes_at_its_batch(
-    cli, uninterrupted, recwarn, tmp_path, name
+    cli, uninterrupted, recwarn, tmp_path, name, batch
 ):
     killed = run_train(
         *short_run(),
-        *probes.option("KillAt", epoch=1, batch=2, signal=name),
+        *probes.option("KillAt", epoch=1, batch=batch, signal=name),
         log_dir=tmp_path,
         check=False,
         env=PROBES_ENV,
@@ -145,9 +150,14 @@ def test_stop_signal_saves_a_checkpoint_that_resumes_at_its_batch(
     assert killed.stderr.strip().splitlines()[-1] == f"stopped by {name}: {RESUME_HINT}"
     (run_dir,) = checkpointed_runs(tmp_path)
     saved = load_checkpoint(run_dir / "checkpoints" / "last.ckpt")
-    # Saved where it stopped (after the fourth batch of epoch 1, where the signal is first checked for),
-    # not at the end of epoch 0.
-    assert (saved["epoch"], saved["global_step"]) == (1, BATCHES + 4)
+    seen = batch + 1  # the signal is first checked for after the next batch
+    mid_epoch = seen < BATCHES - 1
+    # Mid-epoch, the run saves where it stopped, not at the end of epoch 0. In the epoch's last batch it
+    # does not: the end of epoch 1, after its validation, is the resume point.
+    output = killed.stderr + killed.stdout
+    assert (f"{name} received: saved" in output) == mid_epoch
+    assert (f"{name} received: the end-of-epoch last.ckpt is the resume point" in output) != mid_epoch
+    assert (saved["epoch"], saved["global_step"]) == (1, BATCHES + seen + 1 if mid_epoch else 2 * BATCHES)
 
     cli(*short_run(), "--ckpt_path=last", log_dir=tmp_path)
     # Lightning warns when a loader cannot resume mid-epoch; the resumed epoch then draws other batches.
