@@ -39,6 +39,7 @@ from turns import (
     extras_in,
     lightning_command,
     median_epoch,
+    ms,
     per_round,
     take_turns,
 )
@@ -213,25 +214,25 @@ def table(measured: dict, args: argparse.Namespace) -> str:
         row(
             f"time per epoch (slope from {args.short} to {args.long} epochs)",
             epoch,
-            lambda s: f"{s * 1000:.1f} ms",
+            ms,
             f"ratio {extras:.2f}x{verdict(extras)}",
         ),
         row(
             "time per epoch inside the run (median epoch, the first left out)",
             inside,
-            lambda s: f"{s * 1000:.1f} ms",
+            ms,
             f"ratio {extras_inside:.2f}x{verdict(extras_inside)}",
         ),
         row(
             "time per epoch, stock and default taking turns epoch by epoch (median, first and last left out)",
             {"hand": None, **by_turns},
-            lambda s: f"{s * 1000:.1f} ms",
+            ms,
             f"ratio {extras_turns:.2f}x{verdict(extras_turns)}",
         ),
         row(
             "the same with one intra-op thread each (`OMP_NUM_THREADS=1`), taking turns with the above",
             {"hand": None, **one_thread},
-            lambda s: f"{s * 1000:.1f} ms",
+            ms,
             f"ratio {extras_one_thread:.2f}x",
         ),
         row(

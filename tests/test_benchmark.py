@@ -13,6 +13,7 @@ from turns import EXTRAS  # noqa: E402
 
 COLUMNS = ["hand-written loop", "stock Lightning", "default config"]
 MILLISECONDS = r"-?\d+\.\d ms"
+RATIO = r"ratio -?\d+\.\d\dx"
 
 
 def tables(markdown: str) -> list[list[list[str]]]:
@@ -42,11 +43,11 @@ def test_benchmark_quick_mode_decomposes_the_time(tmp_path):
     assert turns[0] == "n/a"
     for times, ratio in ((slope[:3], slope[3]), (inside[:3], inside[3]), (turns[1:3], turns[3])):
         assert all(re.fullmatch(MILLISECONDS, cell) for cell in times), times
-        assert re.fullmatch(r"ratio -?\d+\.\d\dx", ratio), ratio
+        assert re.fullmatch(RATIO, ratio), ratio
     # Stock and default with one intra-op thread each, taking turns with the others.
     (one_thread,) = [cells for measure, cells in table.items() if "OMP_NUM_THREADS=1" in measure]
     assert one_thread[0] == "n/a" and all(re.fullmatch(MILLISECONDS, cell) for cell in one_thread[1:3])
-    assert re.fullmatch(r"ratio -?\d+\.\d\dx", one_thread[3]), one_thread
+    assert re.fullmatch(RATIO, one_thread[3]), one_thread
     hand, stock, default = table["final validation accuracy"][:3]
     assert stock == "n/a" and all(0.5 < float(accuracy) <= 1.0 for accuracy in (hand, default))
 
