@@ -6,6 +6,7 @@ that are not the user's (bugs) keep their traceback. :class:`StopOnNonFiniteLoss
 
 from __future__ import annotations
 
+import math
 import sys
 import zipfile
 from collections.abc import Iterator
@@ -93,14 +94,16 @@ class StopOnNonFiniteLoss(Callback):
     def on_before_backward(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, loss: torch.Tensor
     ) -> None:
-        finite = torch.isfinite(loss.detach())
-        finite_everywhere = finite
-        if trainer.world_size > 1:
+        if trainer.world_size == 1:
+            # Checked in Python: a tensor op here would cost more than the rest of the check.
+            finite = finite_everywhere = math.isfinite(loss.detach().item())
+        else:
+            finite = torch.isfinite(loss.detach())
             # All-reduced directly: Lightning's strategy.reduce adds a barrier, a second collective.
             finite_everywhere = finite.float()
             torch.distributed.all_reduce(finite_everywhere, op=torch.distributed.ReduceOp.MIN)
-        if not finite_everywhere.item():
-            value = "not finite in another process" if finite.item() else loss.item()
+        if not finite_everywhere:
+            value = "not finite in another process" if finite else loss.item()
             raise FloatingPointError(
                 f"train/loss is {value} at step {trainer.global_step} (epoch {trainer.current_epoch}); "
                 "lower model.lr or set trainer.gradient_clip_val"
