@@ -90,3 +90,20 @@ def test_output_to_a_file_is_one_line_per_epoch_and_no_srun_hint(cli, monkeypatc
     assert all("val/loss" in line for line in epoch_lines)
     assert "\r" not in result.stdout + result.stderr, "no progress bar redraws in a file"
     assert "srun" not in result.stdout + result.stderr
+
+
+def test_the_profiler_named_on_the_command_line_reports_every_callback(cli, tmp_path):
+    result = cli(
+        "fit",
+        "--trainer.max_epochs=1",
+        "--trainer.limit_train_batches=2",
+        "--trainer.limit_val_batches=1",
+        "--trainer.profiler=simple",
+        "--trainer.enable_progress_bar=true",  # a callback too
+        log_dir=tmp_path,
+    )
+    report = result.stdout + result.stderr
+    assert "FIT Profiler Report" in report
+    for callback in CONFIG["trainer"]["callbacks"]:
+        name = callback["class_path"].rsplit(".", 1)[-1]
+        assert f"[Callback]{name}" in report, f"{name} is missing from the profiler's report"
