@@ -195,6 +195,18 @@ def load_checkpoint(path: Path) -> dict:
     return torch.load(path, map_location="cpu", weights_only=True)
 
 
+def assert_same_end(run_dir: Path, reference: Path) -> None:
+    """The last checkpoints of two 3-epoch runs: both at the end, with the same weights up to float rounding.
+
+    Same seed, deterministic CPU kernels, restored random generators and data order: a resumed run ends
+    where the uninterrupted one does.
+    """
+    resumed, expected = (load_checkpoint(run / "checkpoints" / "last.ckpt") for run in (run_dir, reference))
+    assert resumed["epoch"] == expected["epoch"] == 2
+    for name, weight in expected["state_dict"].items():
+        torch.testing.assert_close(resumed["state_dict"][name], weight, rtol=0, atol=1e-6)
+
+
 def best_checkpoint(run: Path) -> Path:
     """The best checkpoint of a run, as its ModelCheckpoint recorded it in ``last.ckpt``."""
     last = load_checkpoint(run / "checkpoints" / "last.ckpt")

@@ -20,6 +20,7 @@ import pytest
 from conftest import (
     PROBES_ENV,
     PROJECT_ROOT,
+    assert_same_end,
     batch_size_for,
     checkpointed_runs,
     command_line,
@@ -130,27 +131,38 @@ def test_processes_that_chose_different_checkpoints_stop_at_once_with_one_line(c
     assert not run_folders(tmp_path / "ddp") and not list(tmp_path.joinpath("ddp").rglob("*.ckpt"))
 
 
-def test_sigterm_to_rank_zero_stops_every_rank_with_a_checkpoint(tmp_path):
-    # Only rank 0 is signalled, as by `kill <pid>`: the other rank learns of it at the next batch.
-    result = run_train(
+def test_sigterm_to_rank_zero_stops_every_rank_with_a_checkpoint_that_resumes_exactly(tmp_path):
+    short_run = (
         "fit",
         DDP_PROFILE,
         "--trainer.max_epochs=3",
         "--trainer.limit_train_batches=5",
+        "--trainer.deterministic=true",
         f"--data.init_args.batch_size={batch_size_for(5, processes=2)}",
+    )
+    # Only rank 0 is signalled, as by `kill <pid>`: the other rank learns of it at the next batch.
+    result = run_train(
+        *short_run,
         *probes.option("KillAt", epoch=1, signal="SIGTERM"),
-        log_dir=tmp_path,
+        log_dir=tmp_path / "stopped",
         check=False,
         env={**SINGLE_THREAD, **PROBES_ENV},
     )
     assert result.returncode == 143, result.stderr
     assert result.stderr.count(RESUME_HINT) == 1
-    (run_dir,) = checkpointed_runs(tmp_path)
+    (run_dir,) = checkpointed_runs(tmp_path / "stopped")
     saved = load_checkpoint(run_dir / "checkpoints" / "last.ckpt")
     assert (saved["epoch"], saved["global_step"]) == (1, 9)
     # Where the resumed run's loader goes on: the DDP sampler's epoch, and the 4 batches given in it.
     (position,) = saved["loops"]["fit_loop"]["state_dict"]["combined_loader"]
     assert (position["epoch"], position["given"]) == (1, 4)
+
+    # Both ranks resume from rank 0's checkpoint (its random states too: every rank is seeded alike) and
+    # end where a run that was never stopped ends.
+    run_ddp(*short_run, "--ckpt_path=last", log_dir=tmp_path / "stopped")
+    run_ddp(*short_run, log_dir=tmp_path / "whole")
+    (whole,) = checkpointed_runs(tmp_path / "whole")
+    assert_same_end(checkpointed_runs(tmp_path / "stopped")[-1], whole)
 
 
 def test_a_nan_in_one_process_stops_every_process_at_that_step(tmp_path):

@@ -13,10 +13,10 @@ from pathlib import Path
 
 import probes
 import pytest
-import torch
 from conftest import (
     PROBES_ENV,
     PROJECT_ROOT,
+    assert_same_end,
     batch_size_for,
     checkpointed_runs,
     command_line,
@@ -45,18 +45,6 @@ def short_run() -> tuple[str, ...]:
         "--trainer.deterministic=true",
         f"--data.init_args.batch_size={batch_size_for(BATCHES, val_batches=3)}",
     )
-
-
-def assert_same_end(run_dir: Path, reference: Path) -> None:
-    """The last checkpoints of two runs: the same epoch and the same weights, up to float rounding.
-
-    Same seed, deterministic CPU kernels, restored random generators and data order: a resumed run ends
-    where the uninterrupted one does.
-    """
-    resumed, expected = (load_checkpoint(run / "checkpoints" / "last.ckpt") for run in (run_dir, reference))
-    assert resumed["epoch"] == expected["epoch"] == 2
-    for name, weight in expected["state_dict"].items():
-        torch.testing.assert_close(resumed["state_dict"][name], weight, rtol=0, atol=1e-6)
 
 
 @pytest.fixture(scope="module")
