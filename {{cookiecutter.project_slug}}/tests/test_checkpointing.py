@@ -1,5 +1,6 @@
 """The checkpoint writer and the random states, without a training run: atomic writes, one file for one
-state, a queue that does not make training wait, and generators restored on fewer GPUs.
+state, a queue that does not make training wait, generators restored on fewer GPUs, and callback states
+filed under Lightning's keys.
 """
 
 from __future__ import annotations
@@ -8,10 +9,13 @@ import threading
 from typing import Any, BinaryIO
 
 import pytest
+import pytorch_lightning as pl
 import torch
 from conftest import load_checkpoint
 
-from {{ cookiecutter.package_name }}.infra.checkpointing import AtomicCheckpointIO, current_umask
+from {{ cookiecutter.package_name }}.infra.checkpointing import AtomicCheckpointIO, ModelCheckpoint, current_umask
+from {{ cookiecutter.package_name }}.infra.early_stopping import ResumableEarlyStopping
+from {{ cookiecutter.package_name }}.infra.profiling import FixedStateKey
 from {{ cookiecutter.package_name }}.infra.random_state import RandomStateCheckpoint
 
 
@@ -107,3 +111,12 @@ def test_gpu_random_states_restore_on_fewer_gpus(monkeypatch):
     state["cuda"] = [torch.get_rng_state(), torch.get_rng_state()]
     RandomStateCheckpoint().load_state_dict(state)
     assert restored == [0]
+
+
+def test_state_keys_computed_once_are_lightnings_so_checkpoints_load_either_way():
+    # A checkpoint files each callback's state under its key: these must be the keys Lightning computes.
+    settings = {"monitor": "val/acc", "mode": "max", "every_n_epochs": 2}
+    assert ModelCheckpoint(**settings).state_key == pl.callbacks.ModelCheckpoint(**settings).state_key
+    stopper = ResumableEarlyStopping(monitor="val/acc", mode="max")
+    assert stopper.state_key == super(FixedStateKey, stopper).state_key
+    assert "val/acc" in stopper.state_key

@@ -3,7 +3,8 @@
 :class:`AtomicCheckpointIO` writes every checkpoint to a temporary file beside the target, fsyncs it and
 renames it over the target: a crash at any moment leaves the old file or the new one, never half. It writes
 on a background thread, so that training does not wait for the disk, and writes the same training state
-once: saved under a second name (``last.ckpt`` after a new best), it is a hard link.
+once: saved under a second name (``last.ckpt`` after a new best), it is a hard link. :class:`ModelCheckpoint`
+is Lightning's, with its state key computed once.
 """
 
 from __future__ import annotations
@@ -18,8 +19,11 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, BinaryIO
 
+import pytorch_lightning as pl
 import torch
 from lightning_fabric.plugins.io.torch_io import TorchCheckpointIO
+
+from .profiling import FixedStateKey
 
 # Checkpoints copied to memory and waiting for the disk, at most: a slow disk slows training rather than
 # filling the memory.
@@ -161,6 +165,10 @@ class AtomicCheckpointIO(TorchCheckpointIO):
     def write(self, checkpoint: dict[str, Any], file: BinaryIO) -> None:
         """Serialise ``checkpoint`` into an open file (the tests override this to inject failures)."""
         torch.save(checkpoint, file)
+
+
+class ModelCheckpoint(FixedStateKey, pl.callbacks.ModelCheckpoint):
+    """Lightning's ModelCheckpoint, cheaper on each of the hook calls it does not use (``FixedStateKey``)."""
 
 
 def snapshot(value: Any) -> Any:

@@ -8,15 +8,17 @@ from pytorch_lightning.callbacks import EarlyStopping
 from pytorch_lightning.callbacks.early_stopping import EarlyStoppingReason
 from pytorch_lightning.utilities.rank_zero import rank_zero_info
 
+from .profiling import FixedStateKey
 
-class ResumableEarlyStopping(EarlyStopping):
+
+class ResumableEarlyStopping(FixedStateKey, EarlyStopping):
     """Lightning's EarlyStopping, except that resuming a run it had stopped trains on.
 
     The stock callback restores its counter from the checkpoint: a run that early stopping ended, resumed
     with a larger ``max_epochs``, trains one more epoch and stops without a word. Here the patience counts
     again from the resumed epoch (and is the configured one, not the checkpoint's), the best score is kept,
     and one line says so. A run interrupted before it was stopped resumes its counter unchanged, so it
-    ends exactly where an uninterrupted run would.
+    ends exactly where an uninterrupted run would. Its state key is computed once (``FixedStateKey``).
     """
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
