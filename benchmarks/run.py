@@ -5,7 +5,7 @@ optimizer, batch size and epochs, alternating their order:
 
 - hand: benchmarks/handwritten_loop.py, the plain PyTorch loop a careful engineer writes;
 - stock: the project's `train.py` with every extra off (no logger, callbacks, checkpoints, plugins, progress
-  bar, model summary): what Lightning itself costs;
+  bar, model summary; the config's profiler, which records nothing, stays): what Lightning itself costs;
 - default: the project's `train.py` with its default config (atomic fsync'd checkpoints, preemption, random
   state, NaN stop, early stopping, TensorBoard, progress bar): what the template's extras cost on top.
 

@@ -22,7 +22,8 @@ import yaml
 
 HERE = Path(__file__).resolve().parent
 
-# Every extra off; what remains is Lightning's own loop around the same LightningModule.
+# Every extra off; what remains is Lightning's own loop around the same LightningModule. The config's
+# profiler stays: it records nothing, and makes stock's hook calls cheaper too, so the ratio is the stricter.
 STOCK = (
     "--trainer.logger=false",
     "--trainer.callbacks=[]",
