@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 import torch
+import yaml
 from conftest import render
 from slurm import Cluster
 
@@ -66,12 +67,10 @@ def last_checkpoint(run: Path) -> dict:
     return torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
 
 
-def assert_completed_once(run: Path, epochs: int | None) -> None:
-    """The run reached its last epoch (early stopping decides when ``epochs`` is None) and logged every
-    step exactly once."""
+def assert_completed_once(run: Path, epochs: int) -> None:
+    """The run reached its last epoch and logged every step exactly once."""
     last = last_checkpoint(run)
-    if epochs is not None:
-        assert last["epoch"] == epochs - 1
+    assert last["epoch"] == epochs - 1
     steps = logged_steps(run)
     assert len(steps) == len(set(steps)) == last["global_step"] == (last["epoch"] + 1) * BATCHES, steps
 
@@ -179,9 +178,22 @@ def finished_epochs(project: Path, job: str) -> int:
     return len(re.findall(r"^epoch \d+:", output(project, job), re.M))
 
 
+def without_early_stopping(project: Path, folder: Path) -> Path:
+    """A config file that, read after the project's, keeps its callbacks but early stopping."""
+    config = yaml.safe_load((project / "configs" / "config.yaml").read_text(encoding="utf-8"))
+    callbacks = [c for c in config["trainer"]["callbacks"] if not c["class_path"].endswith("EarlyStopping")]
+    assert len(callbacks) == len(config["trainer"]["callbacks"]) - 1
+    path = folder / "without early stopping.yaml"
+    path.write_text(yaml.safe_dump({"trainer": {"callbacks": callbacks}}), encoding="utf-8")
+    return path
+
+
 def test_ten_signals_at_random_moments_each_requeue_and_the_job_completes(cluster, project, tmp_path):
+    # SLURM takes up to a second or so to deliver a signal, and these tiny epochs run by the dozen meanwhile:
+    # without early stopping, ten attempts cannot reach a plateau that ends the job before the last signal.
     epochs, deliveries = 200, 10
-    job = submit(cluster, project, tmp_path, f"--trainer.max_epochs={epochs}")
+    config = without_early_stopping(project, tmp_path)
+    job = submit(cluster, project, tmp_path, f"--trainer.max_epochs={epochs}", f"--config={config}")
     rng = random.Random(0)
     delays = []
     for delivery in range(deliveries):
@@ -194,8 +206,7 @@ def test_ten_signals_at_random_moments_each_requeue_and_the_job_completes(cluste
             time.sleep(0.05)
         # A random moment: up to 3 s after both ranks listen (PyTorch importing, the ranks joining, the
         # restore), or up to 0.5 s after the attempt's first or second epoch; never past the end of the epoch
-        # under way. Bounded in epochs, not seconds, so that ten attempts stay short of where early stopping
-        # ends the job, however fast the machine.
+        # under way.
         epochs_before, more = finished_epochs(project, job), rng.randint(0, 2)
         while finished_epochs(project, job) < epochs_before + more:
             assert time.monotonic() < deadline, f"delivery {delivery}: {output(project, job)}"
@@ -213,6 +224,6 @@ def test_ten_signals_at_random_moments_each_requeue_and_the_job_completes(cluste
     state = cluster.wait(job, ("COMPLETED", "FAILED", "CANCELLED"))
     assert (state.state, state.restarts) == ("COMPLETED", deliveries), output(project, job)
     (run,) = runs(tmp_path)
-    assert_completed_once(run, epochs=None)  # early stopping ends it long before the last epoch
+    assert_completed_once(run, epochs=epochs)
     assert not leftovers(project, tmp_path)
     print(f"{deliveries} deliveries: each requeued {min(delays):.1f}-{max(delays):.1f} s after its signal")
