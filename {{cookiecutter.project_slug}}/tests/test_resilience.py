@@ -159,6 +159,26 @@ def test_stop_signal_saves_a_checkpoint_that_resumes_at_its_batch(
 
 
 @pytest.mark.slow
+def test_a_requeue_signal_while_train_py_exits_does_not_fail_it():
+    # Sent while the interpreter shuts down, after Python has given its signals back their default action.
+    exiting = (
+        "import os, runpy, signal, sys, time\n"
+        "class SignalAtShutdown:\n"
+        "    def __del__(self, kill=os.kill, pid=os.getpid(), sleep=time.sleep, signum=signal.SIGUSR1):\n"
+        "        kill(pid, signum)\n"
+        "        sleep(0.2)\n"
+        "late = SignalAtShutdown()\n"
+        "sys.argv = ['train.py', '--help']\n"
+        "runpy.run_path('train.py', run_name='__main__')\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", exiting], capture_output=True, text=True, timeout=120, cwd=PROJECT_ROOT
+    )
+    assert result.returncode == 0, result.stderr
+    assert "usage: train.py" in result.stdout
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "before",
     ["", "signals.restore(signals.catch_stop_signals())  # a run that ended, as a sweep's trials do\n"],

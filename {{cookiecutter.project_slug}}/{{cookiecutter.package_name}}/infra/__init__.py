@@ -7,7 +7,7 @@
   lock for each run.
 - ``predictions.py``: predictions to CSV; ``exporting.py``, ``staging.py``: export.
 - ``output.py``: what a run prints; ``early_stopping.py``: early stopping that resumes; ``profiling.py``:
-  the profiler, off unless asked for.
+  the profiler that records nothing, cheaply.
 - ``sweep.py``: the hyperparameter search (``python sweep.py``); ``search_space.py``: its config;
   ``study.py``: the study its workers share; ``pruning.py``: a trial's link to it; ``report.py``: output.
 

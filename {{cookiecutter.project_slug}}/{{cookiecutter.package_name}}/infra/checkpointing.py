@@ -168,7 +168,7 @@ class AtomicCheckpointIO(TorchCheckpointIO):
 
 
 class ModelCheckpoint(FixedStateKey, pl.callbacks.ModelCheckpoint):
-    """Lightning's ModelCheckpoint, cheaper on each of the hook calls it does not use (``FixedStateKey``)."""
+    """Lightning's ModelCheckpoint with its state key computed once (``FixedStateKey``): cheaper per hook."""
 
 
 def snapshot(value: Any) -> Any:

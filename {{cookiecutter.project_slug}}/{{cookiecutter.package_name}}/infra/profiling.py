@@ -34,7 +34,7 @@ class FixedStateKey:
     Lightning names the callback by its state key in the profiler label of every hook call, about 140 an
     epoch whether or not the callback uses the hook. ModelCheckpoint and EarlyStopping build theirs anew
     each time, from a dictionary of their settings and its ``repr``: 1-2 ms an epoch for the three of them.
-    The key is the same, so checkpoints of either kind load into both.
+    The key is the one Lightning computes, so checkpoints load alike with or without this mixin.
     """
 
     @functools.cached_property

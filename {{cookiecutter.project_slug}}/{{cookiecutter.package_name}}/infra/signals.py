@@ -83,6 +83,18 @@ def catch_stop_signals() -> dict[int, object]:
     return previous
 
 
+def ignore_requeue_signal() -> None:
+    """In a process whose run is over and that only exits: SLURM's requeue signal is ignored from now on.
+
+    There is nothing left to save or requeue. Python gives the signals it handles back their default action
+    as the interpreter shuts down, and SIGUSR1's ends the process: srun would report the task as failed,
+    and SLURM the job, of a run that finished. (Shutting down can take seconds, releasing GPUs.) An
+    ignored signal stays ignored through the shutdown.
+    """
+    if REQUEUE_SIGNAL is not None:
+        signal.signal(REQUEUE_SIGNAL, signal.SIG_IGN)
+
+
 def restore(previous: dict[int, object]) -> None:
     """Put back the handlers :func:`catch_stop_signals` replaced; the outermost call forgets the signals.
 
