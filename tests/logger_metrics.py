@@ -57,11 +57,11 @@ def wandb_run_file():
 
 def wandb(log_dir: Path, experiment: str) -> dict[str, list[float]]:
     metrics: dict[str, list[float]] = {}
-    runs = sorted((log_dir / "wandb").glob("offline-run-*/run-*.wandb"))
-    assert runs, f"no offline W&B run in {log_dir / 'wandb'}"
     reader = wandb_run_file()
-    for path in runs:
-        run_id = path.parent.name.rsplit("-", 1)[1]  # offline-run-<time>-<run id>
+    run_files = (log_dir / "wandb").glob("offline-run-*/run-*.wandb")
+    run_ids = sorted({reader.run_id(path.parent) for path in run_files})
+    assert run_ids, f"no offline W&B run in {log_dir / 'wandb'}"
+    for run_id in run_ids:
         for name, points in reader.read_scalars(log_dir / experiment / run_id).items():
             if name != "epoch":
                 metrics.setdefault(name, []).extend(value for _, value in points)

@@ -23,7 +23,7 @@ import pytest
 import yaml
 from allpairspy import AllPairs
 from conftest import TEMPLATE, WHOLE_SUITE_TIMEOUT, python, render, run, run_script
-from logger_metrics import READERS
+from logger_metrics import READERS, wandb_run_file
 from packaging.version import Version
 
 CONTEXT = json.loads((TEMPLATE / "cookiecutter.json").read_text(encoding="utf-8"))
@@ -326,6 +326,18 @@ def test_trains_with_its_logger(project, tmp_path, pair):
     assert not (root / "data").exists(), "nothing may be downloaded"
     (run_folder,) = {path.parents[1] for path in root.glob("logs/**/checkpoints/last.ckpt")}
     assert (run_folder / "config.yaml").is_file(), "the run's config belongs in its own folder"
+
+
+def test_the_wandb_reader_takes_every_folder_of_a_run_and_only_those():
+    # A resume that starts in the second its run started gets the run's folder name with "-1" after it.
+    reader = wandb_run_file()
+    names = [
+        "offline-run-20261129_182156-0qgufibd",
+        "offline-run-20261129_182156-0qgufibd-1",
+        "offline-run-20261129_182159-0qgufibdx",
+    ]
+    assert [reader.run_id(Path(name)) for name in names] == ["0qgufibd", "0qgufibd", "0qgufibdx"]
+    assert [bool(reader.run_folder("0qgufibd").fullmatch(name)) for name in names] == [True, True, False]
 
 
 @pytest.mark.parametrize("index", range(len(COMBINATIONS)), ids=IDS)

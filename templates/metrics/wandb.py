@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import struct
 import time
 from collections.abc import Iterator
@@ -18,6 +19,21 @@ REPLAYED_STEPS_DISCARDED = False
 BLOCK_SIZE = 32 * 1024
 HEADER_SIZE = 7
 FULL, LAST = 1, 4
+
+
+def run_folder(run_id: str) -> re.Pattern[str]:
+    """The name of a folder W&B writes one process of run ``run_id`` (a regular expression) to.
+
+    ``offline-run-<YYYYMMDD_HHMMSS>-<run id>``, and ``-<n>`` after it when that name is taken: a resume
+    that starts in the same second as the run it continues.
+    """
+    # No braces: this file is included into a Jinja template.
+    return re.compile(r"offline-run-\d+_\d+-(?P<id>" + run_id + r")(?:-\d+)?")
+
+
+def run_id(folder: Path) -> str:
+    """The run id of one of W&B's ``offline-run-...`` folders."""
+    return run_folder(".+?").fullmatch(folder.name)["id"]
 
 
 def records(path: Path) -> Iterator[bytes]:
@@ -66,12 +82,14 @@ def read_scalars(run_dir: Path) -> dict[str, list[tuple[int, float]]]:
     """All metrics of one run, as ``{name: [(global step, value), ...]}`` ordered by step.
 
     ``run_dir`` is ``<save_dir>/<project>/<run id>`` (the folder with ``checkpoints/``); W&B keeps the run
-    itself in ``<save_dir>/wandb/offline-run-<time>-<run id>/``, one folder per process.
+    itself in ``<save_dir>/wandb/offline-run-<time>-<run id>/`` (``run_folder``), one folder per process.
     """
     from wandb.proto.wandb_internal_pb2 import Record
 
     scalars: dict[str, list[tuple[int, float]]] = {}
-    for path in sorted(run_dir.parents[1].glob(f"wandb/offline-run-*-{run_dir.name}/run-*.wandb")):
+    named = run_folder(re.escape(run_dir.name))
+    folders = [f for f in sorted(run_dir.parents[1].glob("wandb/offline-run-*")) if named.fullmatch(f.name)]
+    for path in (path for folder in folders for path in sorted(folder.glob("run-*.wandb"))):
         for raw in written(path):
             record = Record.FromString(raw)
             if record.WhichOneof("record_type") != "history":
