@@ -78,7 +78,7 @@ def check_project(project: Path, answers: dict[str, str]) -> None:
     expected = {**DEFAULTS, **answers}
     package = project / project.name.replace("-", "_").replace(".", "_")
     if not package.is_dir():  # package_name given explicitly
-        package = next(p.parents[1] for p in project.glob("*/infra/cli.py"))
+        package = next(p.parents[1] for p in project.glob("*/infra/command/cli.py"))
 
     pyproject = tomllib.loads((project / "pyproject.toml").read_text(encoding="utf-8"))["project"]
     assert pyproject["description"] == expected["description"]

@@ -40,7 +40,7 @@ import torch
 from PIL import Image
 from torch.utils.data import DataLoader, TensorDataset
 
-from ..infra.resumable_loader import ResumableDataLoader
+from ..infra.faults.resumable_loader import ResumableDataLoader
 
 
 class PngDataModule(pl.LightningDataModule):

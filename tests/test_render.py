@@ -72,7 +72,7 @@ def test_package_is_named_after_the_project(rendered):
     project = rendered("apache")
     assert project.name == "vision-lab-experiments"
     assert (project / "vislab" / "lightning" / "module.py").is_file()
-    assert "from vislab.infra.cli import main" in (project / "train.py").read_text(encoding="utf-8")
+    assert "from vislab.infra.command.cli import main" in (project / "train.py").read_text(encoding="utf-8")
 
 
 def test_torch_floor_excludes_versions_whose_safe_loading_can_be_bypassed(rendered):

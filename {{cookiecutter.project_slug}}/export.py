@@ -3,7 +3,7 @@
 ``python export.py --help`` lists the options; the ONNX format needs ``pip install -e ".[export]"``.
 """
 
-from {{ cookiecutter.package_name }}.infra.exporting import main
+from {{ cookiecutter.package_name }}.infra.outputs.exporting import main
 
 if __name__ == "__main__":
     main()

@@ -1,10 +1,10 @@
 """Hyperparameter search: ``python sweep.py`` runs the trials of configs/sweep.yaml; ``--help`` for more."""
 
-from {{ cookiecutter.package_name }}.infra.signals import catch_stop_signals
+from {{ cookiecutter.package_name }}.infra.faults.signals import catch_stop_signals
 
 if __name__ == "__main__":
     # Before PyTorch loads (seconds), so that a stop signal arriving meanwhile is acted on, not fatal.
     catch_stop_signals()
-    from {{ cookiecutter.package_name }}.infra.sweep import main
+    from {{ cookiecutter.package_name }}.infra.sweeps.sweep import main
 
     main()

@@ -23,7 +23,7 @@ import pytest
 import torch
 import yaml
 
-from {{ cookiecutter.package_name }}.infra.cli import main, one_of_several_runs
+from {{ cookiecutter.package_name }}.infra.command.cli import main, one_of_several_runs
 from {{ cookiecutter.package_name }}.lightning.module import ImageClassifier
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]

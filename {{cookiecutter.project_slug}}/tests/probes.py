@@ -19,7 +19,7 @@ import pytorch_lightning as pl
 import torch
 from pytorch_lightning.callbacks import Callback
 
-from {{ cookiecutter.package_name }}.infra.checkpointing import AtomicCheckpointIO
+from {{ cookiecutter.package_name }}.infra.faults.checkpointing import AtomicCheckpointIO
 
 SIGNALS = {name: getattr(signal, name) for name in ("SIGKILL", "SIGTERM", "SIGINT", "SIGUSR1")}
 

@@ -13,10 +13,10 @@ import pytorch_lightning as pl
 import torch
 from conftest import load_checkpoint
 
-from {{ cookiecutter.package_name }}.infra.checkpointing import AtomicCheckpointIO, ModelCheckpoint, current_umask
-from {{ cookiecutter.package_name }}.infra.early_stopping import ResumableEarlyStopping
-from {{ cookiecutter.package_name }}.infra.profiling import FixedStateKey
-from {{ cookiecutter.package_name }}.infra.random_state import RandomStateCheckpoint
+from {{ cookiecutter.package_name }}.infra.command.profiling import FixedStateKey
+from {{ cookiecutter.package_name }}.infra.faults.checkpointing import AtomicCheckpointIO, ModelCheckpoint, current_umask
+from {{ cookiecutter.package_name }}.infra.faults.early_stopping import ResumableEarlyStopping
+from {{ cookiecutter.package_name }}.infra.faults.random_state import RandomStateCheckpoint
 
 
 class FailingCheckpointIO(AtomicCheckpointIO):

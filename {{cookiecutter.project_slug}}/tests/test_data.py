@@ -72,7 +72,7 @@ def test_the_training_loader_resumes_where_a_checkpoint_left_it(datamodule):
     resumable = all(callable(getattr(loader, name, None)) for name in ("state_dict", "load_state_dict"))
     assert resumable, (
         f"a {type(loader).__name__} cannot resume mid-epoch: make the training loader a ResumableDataLoader "
-        "(infra/resumable_loader.py)"
+        "(infra/faults/resumable_loader.py)"
     )
     assert len(loader) >= 2
     torch.manual_seed(0)

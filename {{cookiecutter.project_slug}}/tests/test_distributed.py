@@ -32,7 +32,7 @@ from conftest import (
 from ddp import SINGLE_THREAD, run_ddp, start_rank
 from metrics import read_scalars
 
-from {{ cookiecutter.package_name }}.infra.preemption import RESUME_HINT
+from {{ cookiecutter.package_name }}.infra.faults.preemption import RESUME_HINT
 
 pytestmark = pytest.mark.slow
 

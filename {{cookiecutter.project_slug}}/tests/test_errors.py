@@ -11,7 +11,7 @@ import pytest
 import torch
 from conftest import CONFIG, Result, load_checkpoint, make_datamodule, make_model
 
-from {{ cookiecutter.package_name }}.infra.checks import check_weights_fit, read_checkpoint
+from {{ cookiecutter.package_name }}.infra.command.checks import check_weights_fit, read_checkpoint
 
 
 def snapshot(log_dir: Path) -> dict[str, str]:

@@ -11,7 +11,7 @@ import pytest
 import torch
 from conftest import PROJECT_ROOT, best_checkpoint, checkpointed_runs, load_checkpoint, make_datamodule
 
-import {{ cookiecutter.package_name }}.infra.exporting as export
+import {{ cookiecutter.package_name }}.infra.outputs.exporting as export
 
 # Run in a fresh interpreter that imports neither this project nor Lightning: a consumer's view of the files.
 CONSUMER = textwrap.dedent(

@@ -21,7 +21,7 @@ from conftest import (
 from ddp import run_ddp
 from metrics import read_scalars
 
-from {{ cookiecutter.package_name }}.infra.predictions import merge
+from {{ cookiecutter.package_name }}.infra.outputs.predictions import merge
 from {{ cookiecutter.package_name }}.lightning.module import ImageClassifier
 
 

@@ -26,10 +26,10 @@ from conftest import (
 )
 from metrics import REPLAYED_STEPS_DISCARDED, RESUME_CONTINUES_RUN, read_scalars
 
-from {{ cookiecutter.package_name }}.infra.preemption import RESUME_HINT
-{%- if cookiecutter.logger == "tensorboard" %}
-from {{ cookiecutter.package_name }}.infra.resume import discard_logs_after
-{%- endif %}
+{% if cookiecutter.logger == "tensorboard" -%}
+from {{ cookiecutter.package_name }}.infra.command.resume import discard_logs_after
+{% endif -%}
+from {{ cookiecutter.package_name }}.infra.faults.preemption import RESUME_HINT
 
 BATCHES = 5  # training batches per epoch of the short runs
 
@@ -188,7 +188,7 @@ def test_a_slurm_job_stuck_after_the_requeue_signal_is_requeued_anyway(scontrol,
     """If the processes cannot stop on their own (one stuck in a collective, say), the watchdog requeues."""
     stuck = (
         "import os, signal, time\n"
-        "from {{ cookiecutter.package_name }}.infra import signals\n"
+        "from {{ cookiecutter.package_name }}.infra.faults import signals\n"
         "signals.REQUEUE_GRACE_S = 0.5\n"
         "signals.catch_stop_signals()\n"
         f"{before}"

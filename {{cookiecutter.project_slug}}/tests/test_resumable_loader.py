@@ -11,7 +11,7 @@ import pytest
 import torch
 from torch.utils.data import Dataset, DistributedSampler
 
-from {{ cookiecutter.package_name }}.infra.resumable_loader import ResumableDataLoader
+from {{ cookiecutter.package_name }}.infra.faults.resumable_loader import ResumableDataLoader
 
 BATCH_SIZE = 4
 

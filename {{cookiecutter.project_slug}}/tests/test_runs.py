@@ -25,14 +25,14 @@ from conftest import (
 )
 from metrics import REPLAYED_STEPS_DISCARDED, RESUME_CONTINUES_RUN, read_scalars
 
-from {{ cookiecutter.package_name }}.infra.claims import (
+from {{ cookiecutter.package_name }}.infra.command.claims import (
     LOCK_FILE,
     claim_version,
     job_runs,
     lock_run,
     release_runs,
 )
-from {{ cookiecutter.package_name }}.infra.resume import best_checkpoint
+from {{ cookiecutter.package_name }}.infra.command.resume import best_checkpoint
 
 SHORT = ("--trainer.limit_train_batches=2", "--trainer.limit_val_batches=1")
 # A process killed (SIGKILL) at the end of its second training step, before its first checkpoint.
@@ -57,7 +57,7 @@ def holder():
     processes: list[subprocess.Popen] = []
 
     def hold(run: Path) -> subprocess.Popen:
-        code = "import sys, pathlib; from {{ cookiecutter.package_name }}.infra.claims import lock_run; "
+        code = "import sys, pathlib; from {{ cookiecutter.package_name }}.infra.command.claims import lock_run; "
         code += "lock_run(pathlib.Path(sys.argv[1])); print('locked', flush=True); sys.stdin.read()"
         process = subprocess.Popen(
             [sys.executable, "-c", code, str(run)],

@@ -34,9 +34,9 @@ from sweeps import (
     trial_lines,
 )
 
-from {{ cookiecutter.package_name }}.infra.cli import one_of_several_runs
-from {{ cookiecutter.package_name }}.infra.sweep import STOPPED_HINT
-from {{ cookiecutter.package_name }}.infra.sweep import main as sweep_main
+from {{ cookiecutter.package_name }}.infra.command.cli import one_of_several_runs
+from {{ cookiecutter.package_name }}.infra.sweeps.sweep import STOPPED_HINT
+from {{ cookiecutter.package_name }}.infra.sweeps.sweep import main as sweep_main
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ import pytest
 from conftest import CONFIG, checkpointed_runs, load_checkpoint
 from metrics import RESUME_CONTINUES_RUN, read_scalars
 
-from {{ cookiecutter.package_name }}.infra import early_stopping
+from {{ cookiecutter.package_name }}.infra.faults import early_stopping
 
 
 def only_run(log_dir: Path) -> Path:

@@ -6,7 +6,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
-from ..infra.resumable_loader import ResumableDataLoader
+from ..infra.faults.resumable_loader import ResumableDataLoader
 
 
 class ImageTensorDataset(Dataset):

@@ -1,15 +1,12 @@
-"""Shared infrastructure, the same in every project made from the template: you should not need to edit it.
+"""Shared machinery, the same in every project made from the template: not yours to edit.
 
-- ``cli.py``: the command line; ``checks.py``: one-line errors and the stop on a diverging loss.
-- ``checkpointing.py``: crash-safe checkpoints; ``signals.py``, ``preemption.py``: stopping on signals
-  and SLURM requeues.
-- ``runs.py``, ``resume.py``: finding runs and their checkpoints again; ``claims.py``: a folder and a
-  lock for each run.
-- ``predictions.py``: predictions to CSV; ``exporting.py``, ``staging.py``: export.
-- ``output.py``: what a run prints; ``early_stopping.py``: early stopping that resumes; ``profiling.py``:
-  the profiler that records nothing, cheaply.
-- ``sweep.py``: the hyperparameter search (``python sweep.py``); ``search_space.py``: its config;
-  ``study.py``: the study its workers share; ``pruning.py``: a trial's link to it; ``report.py``: output.
+It works for any LightningModule and LightningDataModule, grouped by concern:
 
-Your code lives in ``data/``, ``models/`` and ``lightning/module.py``.
+- ``command/``: the command line (``train.py``), the link from the data to the model, run folders, what a
+  run prints, one-line errors;
+- ``faults/``: crash-safe checkpoints, stop signals and SLURM requeues, exact resumes, a diverging loss;
+- ``sweeps/``: the hyperparameter search (``sweep.py``);
+- ``outputs/``: predictions to CSV and export (``export.py``).
+
+Your code lives in ``data/``, ``models/`` and ``lightning/``.
 """

@@ -27,11 +27,11 @@ import yaml
 from jsonargparse import Namespace
 from torch import Tensor, nn
 
-from ..lightning.module import ImageClassifier
-from .checks import check_weights_fit, read_checkpoint
-from .cli import default_config
-from .output import quiet_known_noise
-from .resume import resolve_checkpoint
+from ...lightning.module import ImageClassifier
+from ..command.checks import check_weights_fit, read_checkpoint
+from ..command.cli import default_config
+from ..command.output import quiet_known_noise
+from ..command.resume import resolve_checkpoint
 from .staging import staged_folder
 
 FILES = {"onnx": "model.onnx", "torchscript": "model.pt"}

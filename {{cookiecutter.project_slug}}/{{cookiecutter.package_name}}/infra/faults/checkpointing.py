@@ -23,7 +23,7 @@ import pytorch_lightning as pl
 import torch
 from lightning_fabric.plugins.io.torch_io import TorchCheckpointIO
 
-from .profiling import FixedStateKey
+from ..command.profiling import FixedStateKey
 
 # Checkpoints copied to memory and waiting for the disk, at most: a slow disk slows training rather than
 # filling the memory.

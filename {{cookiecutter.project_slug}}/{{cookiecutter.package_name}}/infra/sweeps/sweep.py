@@ -23,12 +23,12 @@ import optuna
 import yaml
 from optuna.trial import TrialState
 
-from . import cli
-from .preemption import REQUEUE, exit_after_stop_signal, requeue, wanted
+from ..command import cli
+from ..faults.preemption import REQUEUE, exit_after_stop_signal, requeue, wanted
+from ..faults.signals import catch_stop_signals, received, restore
 from .pruning import ReportToTrial
 from .report import print_summary, report_trial, trial_record, write_best_config
 from .search_space import as_options, check_keys, fail, make_pruner, read_sweep, suggest
-from .signals import catch_stop_signals, received, restore
 from .study import ERROR, RERUN_OF, RUN, Study, counted
 
 # Options every trial starts with, before sweep.yaml's ``args`` and the command line's: one device per

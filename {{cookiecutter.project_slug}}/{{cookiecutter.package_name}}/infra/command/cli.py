@@ -19,14 +19,14 @@ import torch
 from pytorch_lightning.cli import LightningArgumentParser, LightningCLI
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 
-from ..lightning.module import ImageClassifier
+from ...lightning.module import ImageClassifier
+from ..faults.preemption import RESUME_HINT, exit_after_stop_signal
+from ..faults.signals import catch_stop_signals, restore
 from .checks import ConciseParser, check_weights_fit, read_checkpoint, reported_as_one_line
 from .claims import is_first_process, release_runs
 from .output import quiet_known_noise
-from .preemption import RESUME_HINT, exit_after_stop_signal
 from .resume import claim_run, discard_logs_after, find_checkpoint
 from .runs import SaveRunConfig, refuse_remote_folders
-from .signals import catch_stop_signals, restore
 
 SUBCOMMANDS = ("fit", "validate", "test", "predict")
 # What the DataModule declares once and the model is built from (and stores in its checkpoints).
@@ -39,7 +39,7 @@ def default_config() -> Path:
     It is beside the package in a checkout or an editable install, and in the working directory when a
     ``pip install .`` is run from the project folder.
     """
-    beside = Path(__file__).resolve().parents[2] / "configs" / "config.yaml"
+    beside = Path(__file__).resolve().parents[3] / "configs" / "config.yaml"
     for candidate in (beside, Path("configs/config.yaml")):
         if candidate.is_file():
             return candidate.resolve()

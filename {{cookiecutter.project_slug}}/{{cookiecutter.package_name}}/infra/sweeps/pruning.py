@@ -9,7 +9,7 @@ import optuna
 import pytorch_lightning as pl
 from pytorch_lightning.callbacks import Callback
 
-from .runs import run_folder
+from ..command.runs import run_folder
 from .study import RUN
 
 

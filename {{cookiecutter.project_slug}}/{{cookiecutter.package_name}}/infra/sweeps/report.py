@@ -11,7 +11,7 @@ import optuna
 import yaml
 from optuna.trial import FrozenTrial, TrialState
 
-from .output import format_value
+from ..command.output import format_value
 from .study import RUN
 
 TOP = 5  # trials in the closing table

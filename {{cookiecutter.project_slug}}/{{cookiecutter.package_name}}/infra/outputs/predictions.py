@@ -13,7 +13,7 @@ from pytorch_lightning.callbacks import BasePredictionWriter
 from pytorch_lightning.utilities import rank_zero_info
 from torch import Tensor
 
-from .runs import run_folder
+from ..command.runs import run_folder
 
 
 class PredictionWriter(BasePredictionWriter):

@@ -8,7 +8,7 @@ from pytorch_lightning.callbacks import EarlyStopping
 from pytorch_lightning.callbacks.early_stopping import EarlyStoppingReason
 from pytorch_lightning.utilities.rank_zero import rank_zero_info
 
-from .profiling import FixedStateKey
+from ..command.profiling import FixedStateKey
 
 
 class ResumableEarlyStopping(FixedStateKey, EarlyStopping):

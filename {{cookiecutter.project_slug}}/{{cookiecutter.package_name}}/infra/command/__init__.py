@@ -1,0 +1,1 @@
+"""Running a command: the command line, the data-to-model link, run folders, output and errors."""

@@ -1,0 +1,1 @@
+"""Surviving faults: atomic checkpoints, stop signals, exact resumes, diverging losses."""

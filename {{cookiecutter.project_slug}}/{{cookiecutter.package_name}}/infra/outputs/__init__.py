@@ -1,0 +1,1 @@
+"""What comes out of a trained model: predictions to CSV, and exported files for serving."""

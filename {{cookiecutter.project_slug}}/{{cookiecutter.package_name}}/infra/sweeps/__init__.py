@@ -1,0 +1,1 @@
+"""The hyperparameter search of ``sweep.py``: search space, shared study, pruning and report."""
