@@ -37,7 +37,7 @@ def test_derived_names_follow_the_project_name(cookies):
     result = cookies.bake(extra_context={"project_name": "Crème Brûlée Detector"})
     assert result.exit_code == 0, result.exception
     assert result.project_path.name == "creme-brulee-detector"
-    assert (result.project_path / "creme_brulee_detector" / "infra" / "cli.py").is_file()
+    assert (result.project_path / "creme_brulee_detector" / "infra" / "command" / "cli.py").is_file()
 
 
 def test_post_gen_prints_next_steps(cookies, capfd):
