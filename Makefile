@@ -42,6 +42,12 @@ demo: $(VENV)/.installed
 		&& .venv/bin/python -m pip install --quiet -e ".[dev]" \
 		&& .venv/bin/python train.py \
 		&& .venv/bin/pytest -q -m "not slow"
+	@echo
+	@echo "The demo project is in demo/digits-classifier, installed in its own .venv. Next:"
+	@echo "    cd demo/digits-classifier && source .venv/bin/activate"
+	@echo "    python train.py test --ckpt_path best     # the trained model on the held-out test split"
+	@echo "    tensorboard --logdir logs                 # its curves"
+	@echo "    pytest -n auto                            # the whole suite, the slow tests too"
 
 clean:
 	rm -rf demo $(VENV)

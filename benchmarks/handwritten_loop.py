@@ -37,7 +37,7 @@ def main() -> None:
 
     sys.path.insert(0, str(args.project))
     dataset = __import__(f"{args.package}.data.digits", fromlist=["DigitsDataModule"])
-    classifier = __import__(f"{args.package}.models", fromlist=["Classifier"])
+    network = __import__(f"{args.package}.models.mlp", fromlist=["MLP"])
     from torch.utils.tensorboard import SummaryWriter
 
     torch.manual_seed(args.seed)
@@ -45,11 +45,11 @@ def main() -> None:
     datamodule = dataset.DigitsDataModule(batch_size=args.batch_size)
     datamodule.setup("fit")
     train, val = datamodule.splits["train"], datamodule.splits["val"]
-    train_x, train_y = train.images.to(device), train.labels.to(device)
-    val_x, val_y = val.images.to(device), val.labels.to(device)
+    train_x, train_y = train.inputs.to(device), train.targets.to(device)
+    val_x, val_y = val.inputs.to(device), val.targets.to(device)
 
-    num_classes = len(datamodule.class_names)
-    model = classifier.Classifier(datamodule.input_shape, num_classes, (128, 64), 0.1).to(device)
+    given = datamodule.model_args()
+    model = network.MLP(given["input_shape"], len(given["class_names"]), (128, 64), 0.1).to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=args.epochs)
     writer = SummaryWriter(str(args.out))

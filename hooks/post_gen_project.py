@@ -24,6 +24,8 @@ OPTION_FILES = {
             "tests/test_mnist.py",
         ],
         "folder": ["{package}/data/folder.py", "{package}/models/cnn.py", "tests/test_folder.py"],
+        "diabetes": ["{package}/data/diabetes.py", "{package}/models/mlp.py"],
+        "tokens": ["{package}/data/tokens.py", "{package}/models/gru.py"],
     },
     "ci": {"github": [".github"], "gitlab": [".gitlab-ci.yml"], "none": []},
     "docker": {True: ["Dockerfile", ".dockerignore"], False: []},

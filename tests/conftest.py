@@ -12,8 +12,10 @@ from cookiecutter.main import cookiecutter
 from slurm import Cluster, why_unavailable
 
 TEMPLATE = Path(__file__).resolve().parents[1]
+# A team's own code for test_make_it_yours.py: files of a generated project, not tests of this one.
+collect_ignore = ["teams"]
 # The generated projects' helper that starts their scripts (it holds no template markers), shared, not copied.
-sys.path.append(str(TEMPLATE / "{{cookiecutter.project_slug}}" / "tests"))
+sys.path.append(str(TEMPLATE / "{{cookiecutter.project_slug}}" / "tests" / "infra"))
 import processes  # noqa: E402
 
 # Answers that exercise every license and the less common shapes of names and versions.

@@ -263,7 +263,9 @@ def test_slug_with_a_slash_is_refused(tmp_path):
 def test_name_without_letters_gets_a_folder_name(tmp_path):
     project, errors = bake(tmp_path, project_name="🚀🚀")
     assert project is not None, errors
-    assert project.name == "my-project" and (project / "my_project" / "infra" / "command" / "cli.py").is_file()
+    assert (
+        project.name == "my-project" and (project / "my_project" / "infra" / "command" / "cli.py").is_file()
+    )
 
 
 def test_jinja_evaluated_by_cookiecutter_is_named(tmp_path):

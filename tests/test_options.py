@@ -55,9 +55,16 @@ LOGGER_WORDS = {
 }
 # Facts that only one example's README and config may state.
 EXAMPLE_FACTS = {
-    "digits": ["8x8", "1,797", "scikit-learn", "pixels / 16"],
+    "digits": ["8x8", "1,797", "pixels / 16"],
     "mnist": ["MNIST", "28x28", "60,000"],
     "folder": ["data/images", "sub-folder per class", "Pillow"],
+    "diabetes": ["diabetes", "442 patients"],
+    "tokens": ["motif", "vocab_size"],
+}
+# The metrics each task's LightningModule logs besides train/loss and val/loss, with their range.
+TASK_METRICS = {
+    "regressor": {"val/r2": (-float("inf"), 1.0), "val/mae": (0.0, float("inf"))},
+    "classifier": {"train/acc": (0.0, 1.0), "val/acc": (0.0, 1.0)},
 }
 WINDOWS_FORBIDDEN = re.compile(r'[<>:"|?*]|[. ]$|^(CON|PRN|AUX|NUL|COM[1-9]|LPT[1-9])(\.|$)', re.IGNORECASE)
 
@@ -183,7 +190,7 @@ def test_lint_parse_and_only_the_chosen_logger(project, index):
     names = {re.split(r"[<>=\[]", dependency)[0] for dependency in dependencies}
     chosen = LOGGER_DEPENDENCY[options["logger"]]
     assert names & set(filter(None, LOGGER_DEPENDENCY.values())) == ({chosen} if chosen else set())
-    assert ("scikit-learn" in names) == (options["example"] == "digits")
+    assert ("scikit-learn" in names) == (options["example"] in ("digits", "diabetes"))
     config = yaml.safe_load((root / "configs" / "config.yaml").read_text(encoding="utf-8"))
     logger = config["trainer"]["logger"]
     assert (
@@ -319,9 +326,11 @@ def test_trains_with_its_logger(project, tmp_path, pair):
     root = Path(shutil.copytree(project(COMBINATIONS.index(CODE_VARIANTS[pair])), tmp_path / "project"))
     run_script(root, root / "train.py", "fit", *stand_in_args(root, tmp_path / "data"), *SHORT_FIT)
     metrics = READERS[logger](root / "logs", SLUG)
-    assert {"train/loss", "train/acc", "val/loss", "val/acc", "lr-AdamW"} <= set(metrics), sorted(metrics)
-    assert len(metrics["val/acc"]) == 2 and len(metrics["train/loss"]) == 8
-    assert all(0.0 <= value <= 1.0 for value in metrics["val/acc"] + metrics["train/acc"])
+    task = TASK_METRICS["regressor" if example == "diabetes" else "classifier"]
+    assert {"train/loss", "val/loss", "lr-AdamW", *task} <= set(metrics), sorted(metrics)
+    assert len(metrics["val/loss"]) == 2 and len(metrics["train/loss"]) == 8
+    for name, (low, high) in task.items():
+        assert all(low <= value <= high for value in metrics[name]), (name, metrics[name])
     assert list(root.glob("logs/**/checkpoints/last.ckpt")), "no checkpoint written"
     assert not (root / "data").exists(), "nothing may be downloaded"
     (run_folder,) = {path.parents[1] for path in root.glob("logs/**/checkpoints/last.ckpt")}
@@ -351,13 +360,18 @@ def test_readme_and_config_state_only_the_chosen_examples_facts(project, index):
                     assert fact not in text, f"{name} of a {options['example']} project says {fact!r}"
     readme = (root / "README.md").read_text(encoding="utf-8")
     assert any(fact in readme for fact in EXAMPLE_FACTS[options["example"]])
-    assert "## Bring your own data" in readme
+    assert "## Bring your own task" in readme
 
 
-# The generated tests differ by logger (tests/metrics.py) and by example (stand-in data, the example's own
-# data tests), not by their combination: every logger and every example once is enough. The default
+# The generated tests differ by logger (tests/infra/metrics.py) and by example (stand-in data, the example's
+# own tests), not by their combination: every logger and every example once is enough. The default
 # (tensorboard, digits) runs its whole suite in test_make_it_yours.py. This keeps the matrix within budget.
-GENERATED_TEST_PAIRS = [("csv", "folder"), ("mlflow", "mnist"), ("wandb", "digits")]
+GENERATED_TEST_PAIRS = [
+    ("csv", "folder"),
+    ("mlflow", "mnist"),
+    ("wandb", "diabetes"),
+    ("tensorboard", "tokens"),
+]
 
 
 def test_generated_test_pairs_cover_every_logger_and_example():

@@ -1,4 +1,4 @@
-"""Entry point: ``python export.py --ckpt_path best`` writes ONNX and TorchScript files, parity-checked.
+"""Entry point: ``python export.py --ckpt_path best`` writes ONNX and torch.export files, parity-checked.
 
 ``python export.py --help`` lists the options; the ONNX format needs ``pip install -e ".[export]"``.
 """

@@ -1,11 +1,11 @@
-"""Shared helpers: the configured DataModule on stand-in data, ``train.py`` runs, and what they wrote.
+"""Shared helpers: the configured DataModule and model on stand-in data, ``train.py`` runs, what they wrote.
 
-Nothing here knows which data or network the project has: sizes, class names and shapes come from the
-DataModule named in ``configs/config.yaml``, on the small stand-in data its ``stand_in`` hook writes.
-``train.py`` runs in this process (``cli``) wherever a separate one proves nothing: each new process pays
-the import of torch and Lightning again, several seconds. Signals, kills and several processes need one
-(``run_train``; ``ddp.py`` for DDP), forked by ``processes.py`` from a process that has paid that import
-once.
+Nothing here knows which task, data or network the project has: classes, sizes and the monitored metric
+come from ``configs/config.yaml`` and the DataModule it names, on the small stand-in data its ``stand_in``
+hook writes (the configured data itself where it has none). ``train.py`` runs in this process (``cli``)
+wherever a separate one proves nothing: each new process pays the import of torch and Lightning again,
+several seconds. Signals, kills and several processes need one (``run_train``; ``infra/ddp.py`` for DDP),
+forked by ``infra/processes.py`` from a process that has paid that import once.
 """
 
 from __future__ import annotations
@@ -18,18 +18,26 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+import probes
 import processes
 import pytest
+import pytorch_lightning as pl
 import torch
 import yaml
 
 from {{ cookiecutter.package_name }}.infra.command.cli import main, one_of_several_runs
-from {{ cookiecutter.package_name }}.lightning.module import ImageClassifier
+from {{ cookiecutter.package_name }}.infra.command.linking import constructor_parameters, data_args
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 CONFIG = yaml.safe_load((PROJECT_ROOT / "configs" / "config.yaml").read_text(encoding="utf-8"))
-# The environment that lets a run's command line name the faults and probes of tests/probes.py.
-PROBES_ENV = {"PYTHONPATH": str(PROJECT_ROOT / "tests")}
+# The metric that picks the best checkpoint, and whether lower ("min") or higher ("max") is better.
+MONITOR, MODE = next(
+    (callback["init_args"]["monitor"], callback["init_args"].get("mode", "min"))
+    for callback in CONFIG["trainer"]["callbacks"]
+    if (callback.get("init_args") or {}).get("monitor")
+)
+# The environment that lets a run's command line name the faults and probes of tests/infra/probes.py.
+PROBES_ENV = {"PYTHONPATH": os.pathsep.join(str(PROJECT_ROOT / "tests" / name) for name in ("", "infra"))}
 # Extra train.py options for every test run: the stand-in data (set by the ``stand_in_data`` fixture).
 TEST_ARGS: list[str] = []
 # The init arguments that point the DataModule at the stand-in data.
@@ -48,16 +56,21 @@ if WORKERS > 1 and "OMP_NUM_THREADS" not in os.environ:
     torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
 
 
-def data_class() -> type:
-    """The DataModule class that ``data.class_path`` in the config names."""
-    module, _, name = CONFIG["data"]["class_path"].rpartition(".")
+def configured_class(section: str) -> type:
+    """The class that ``<section>.class_path`` in the config names (``model`` or ``data``)."""
+    module, _, name = CONFIG[section]["class_path"].rpartition(".")
     return getattr(importlib.import_module(module), name)
+
+
+def better(value: float, than: float) -> bool:
+    """Whether ``value`` of the monitored metric is better than ``than``."""
+    return value < than if MODE == "min" else value > than
 
 
 @pytest.fixture(scope="session", autouse=True)
 def stand_in_data(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
     """Stand-in data from the DataModule's ``stand_in`` hook, if it has one: no test needs the real data."""
-    hook = getattr(data_class(), "stand_in", None)
+    hook = getattr(configured_class("data"), "stand_in", None)
     STAND_IN.update(hook(tmp_path_factory.mktemp("stand_in")) if hook else {})
     TEST_ARGS[:] = [
         f"--data.init_args.{key}={value if isinstance(value, str) else json.dumps(value)}"
@@ -66,18 +79,30 @@ def stand_in_data(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]
     return STAND_IN
 
 
-def make_datamodule(**overrides: object):
-    """The configured DataModule on the stand-in data, set up for every stage."""
+def make_datamodule(**overrides: object) -> pl.LightningDataModule:
+    """The configured DataModule on the stand-in data, set up for fitting."""
     arguments = {**CONFIG["data"].get("init_args", {}), **STAND_IN, **overrides}
-    datamodule = data_class()(**arguments)
+    datamodule = configured_class("data")(**arguments)
+    datamodule.prepare_data()
     datamodule.setup("fit")
     return datamodule
 
 
-def make_model(datamodule, **overrides: object) -> ImageClassifier:
+def make_model(datamodule: pl.LightningDataModule, **overrides: object) -> pl.LightningModule:
     """The configured LightningModule for ``datamodule``'s data, as the command line builds it."""
-    contract = {name: getattr(datamodule, name) for name in ("input_shape", "class_names", "normalization")}
-    return ImageClassifier(**contract, **{**CONFIG["model"], **overrides})
+    taken = constructor_parameters(CONFIG["model"]["class_path"])
+    given = {key: value for key, value in data_args(datamodule).items() if key in taken}
+    return configured_class("model")(**{**CONFIG["model"].get("init_args", {}), **given, **overrides})
+
+
+def require_resumable_loader() -> None:
+    """Skip, saying why, unless the configured training loader can resume mid-epoch."""
+    loader = make_datamodule().train_dataloader()
+    if not all(callable(getattr(loader, name, None)) for name in ("state_dict", "load_state_dict")):
+        pytest.skip(
+            f"a {type(loader).__name__} cannot resume mid-epoch: a ResumableDataLoader"
+            " (infra/faults/resumable_loader.py) can"
+        )
 
 
 def batch_size_for(train_batches: int, val_batches: int = 1, processes: int = 1) -> int:
@@ -85,14 +110,10 @@ def batch_size_for(train_batches: int, val_batches: int = 1, processes: int = 1)
     and ``val_batches`` validation batches, whatever the size of the data.
     """
     datamodule = make_datamodule()
-    return max(
-        1,
-        min(
-            datamodule.batch_size,
-            len(datamodule.splits["train"]) // (train_batches * processes),
-            len(datamodule.splits["val"]) // (val_batches * processes),
-        ),
-    )
+    sizes = [len(datamodule.train_dataloader().dataset), len(datamodule.val_dataloader().dataset)]
+    configured = CONFIG["data"].get("init_args", {}).get("batch_size", sizes[0])
+    per_process = (sizes[0] // (train_batches * processes), sizes[1] // (val_batches * processes))
+    return max(1, min(configured, *per_process))
 
 
 def command_line(args: tuple[str, ...], log_dir: Path) -> list[str]:
@@ -132,7 +153,7 @@ def run_in_process(args: list[str]) -> int:
 
 @dataclass
 class Result:
-    """What a ``train.py`` run in this process returned and printed."""
+    """What a ``train.py`` run returned and printed."""
 
     returncode: int
     stdout: str
@@ -166,7 +187,7 @@ def cli(capfd: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch):
 
 
 def run_train(
-    *args: str, log_dir: Path, check: bool = True, env: dict[str, str] | None = None, timeout: float = 300
+    *args: str, log_dir: Path, check: bool = True, env: dict[str, str] | None = None, timeout: float = 600
 ) -> Result:
     """Run ``python train.py <args>`` as a process of its own, with logs and checkpoints under ``log_dir``.
 
@@ -195,6 +216,14 @@ def load_checkpoint(path: Path) -> dict:
     return torch.load(path, map_location="cpu", weights_only=True)
 
 
+def logged_steps(scalars: dict[str, list[tuple[int, float]]]) -> list[int]:
+    """The steps at which the metric logged most often was logged: every training step, with the tests'
+    ``log_every_n_steps=1``, for a metric the module logs in ``training_step`` (its loss, say). Lightning's
+    own ``epoch`` counter, logged with every other metric too, is left out.
+    """
+    return [step for step, _ in max((v for tag, v in scalars.items() if tag != "epoch"), key=len)]
+
+
 def assert_same_end(run_dir: Path, reference: Path) -> None:
     """The last checkpoints of two 3-epoch runs: both at the end, with the same weights up to float rounding.
 
@@ -215,11 +244,22 @@ def best_checkpoint(run: Path) -> Path:
     return Path(state["best_model_path"])
 
 
+def load_module(path: Path) -> pl.LightningModule:
+    """The LightningModule of a checkpoint, rebuilt from its own hyperparameters, in eval mode."""
+    checkpoint = load_checkpoint(path)
+    hparams = {k: v for k, v in checkpoint["hyper_parameters"].items() if not k.startswith("_")}
+    module = configured_class("model")(**hparams)
+    module.load_state_dict(checkpoint["state_dict"])
+    return module.eval()
+
+
 @pytest.fixture(scope="session")
 def trained_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A real 4-epoch fit through train.py, shared by the tests that inspect its output."""
+    """A real 4-epoch fit through train.py, shared by the tests that inspect its output; the training
+    losses of its steps are in ``losses.json`` beside the logs.
+    """
     log_dir = tmp_path_factory.mktemp("logs")
-    args = ("fit", "--trainer.max_epochs=4")
+    args = ("fit", "--trainer.max_epochs=4", *probes.option("RecordLosses", path=log_dir / "losses.json"))
     assert run_in_process(command_line(args, log_dir)) == 0
     return log_dir
 

@@ -24,7 +24,7 @@ def images_per_class(args: dict) -> dict[str, int]:
 def all_images(data: FolderDataModule) -> tuple[torch.Tensor, torch.Tensor]:
     data.setup("fit")
     splits = [data.splits[name] for name in ("train", "val", "test")]
-    return torch.cat([s.images for s in splits]), torch.cat([s.labels for s in splits])
+    return torch.cat([s.inputs for s in splits]), torch.cat([s.targets for s in splits])
 
 
 def test_class_names_are_the_sorted_folders(args: dict) -> None:
@@ -64,8 +64,8 @@ def test_the_split_depends_on_the_seed_alone(args: dict) -> None:
     first, again, other = (FolderDataModule(**args, split_seed=seed) for seed in (1, 1, 2))
     for data in (first, again, other):
         data.setup("fit")
-    assert torch.equal(first.splits["test"].images, again.splits["test"].images)
-    assert not torch.equal(first.splits["test"].images, other.splits["test"].images)
+    assert torch.equal(first.splits["test"].inputs, again.splits["test"].inputs)
+    assert not torch.equal(first.splits["test"].inputs, other.splits["test"].inputs)
 
 
 @pytest.mark.parametrize(

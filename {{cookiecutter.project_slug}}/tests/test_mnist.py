@@ -105,7 +105,7 @@ def test_splits_and_batches(fake_root):
     sizes = {name: len(split) for name, split in datamodule.splits.items()}
     assert sizes == {"train": 180, "val": 20, "test": 50}
     images, labels = next(iter(datamodule.train_dataloader()))
-    assert images.shape == (16, *MNISTDataModule.input_shape)
+    assert images.shape == (16, *datamodule.model_args()["input_shape"])
     assert images.dtype == torch.float32 and images.min() >= 0.0 and images.max() <= 1.0
     assert labels.dtype == torch.long and set(labels.tolist()) <= set(range(10))
 

@@ -16,7 +16,7 @@ from pytorch_lightning.utilities.exceptions import MisconfigurationException
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
-from .tensors import ImageTensorDataset, loader, split_indices
+from .tensors import InMemoryDataset, loader, split_indices
 
 EXTENSIONS = (".bmp", ".gif", ".jpeg", ".jpg", ".png", ".tif", ".tiff", ".webp")
 MODES = {1: "L", 3: "RGB"}  # Pillow's name for each number of channels
@@ -45,8 +45,8 @@ def read_image(path: Path, mode: str, height: int, width: int) -> Tensor:
 class FolderDataModule(pl.LightningDataModule):
     """Images from class folders, split into train/val/test reproducibly from ``split_seed``.
 
-    The attributes ``input_shape``, ``class_names`` and ``normalization`` are the contract with the model:
-    the command line hands them to the LightningModule, which stores them in every checkpoint.
+    ``model_args()`` tells the model what it is built for: the shape of one image, the class names (the
+    folder names) and how raw pixels were normalised.
 
     ``setup`` decodes every image once and keeps them in memory, N x C x H x W float32 (10,000 RGB images
     of 64x64 take 0.5 GB, in every DDP process), so that a batch is one indexing operation. Data sets that
@@ -104,12 +104,22 @@ class FolderDataModule(pl.LightningDataModule):
         self.test_fraction = test_fraction
         self.split_seed = split_seed
         self.num_workers = num_workers
-        # What the model is built from; the CLI reads it before `setup` runs.
         self.input_shape = (channels, *self.image_size)
         self.class_names = tuple(classes)
         # Fixed, not measured: no statistics pass over the user's data, and 0.5 maps [0, 1] to [-1, 1].
         self.normalization = {"scale": PIXEL_MAX, "mean": [0.5] * channels, "std": [0.5] * channels}
         self.splits: dict[str, Dataset] = {}
+
+    def model_args(self) -> dict[str, object]:
+        """What the model is built from: one image's shape, the class names and the pixel recipe.
+
+        The recipe, network input = (pixels / scale - mean) / std per channel, is for a consumer of an export.
+        """
+        return {
+            "input_shape": list(self.input_shape),
+            "class_names": list(self.class_names),
+            "normalization": self.normalization,
+        }
 
     def image_files(self) -> list[tuple[Path, int]]:
         """Every image with its class index, sorted so that no split depends on the file system's order."""
@@ -142,8 +152,11 @@ class FolderDataModule(pl.LightningDataModule):
         labels = torch.tensor([label for _, label in files])
         mean, std = (torch.tensor(self.normalization[key]).view(-1, 1, 1) for key in ("mean", "std"))
         # Converted one split at a time, so that there is never a second float32 copy of all images.
+        names = [str(path.relative_to(self.root)) for path, _ in files]
         self.splits = {
-            name: ImageTensorDataset((images[i] / PIXEL_MAX - mean) / std, labels[i])
+            name: InMemoryDataset(
+                (images[i] / PIXEL_MAX - mean) / std, labels[i], [names[k] for k in i.tolist()]
+            )
             for name, i in indices.items()
         }
 

@@ -7,22 +7,20 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytorch_lightning as pl
 import torch
 from torch import Tensor
-from torch.utils.data import DataLoader
 
 from .mnist_files import DEFAULT_DATA_DIR, SHA256, MissingDataError, fetch_mnist, read_idx, write_idx
-from .tensors import ImageTensorDataset, loader, split_indices
+from .tensors import InMemoryDataModule, in_memory_splits, split_indices
 
 PIXEL_MAX = 255.0
 
 
-class MNISTDataModule(pl.LightningDataModule):
+class MNISTDataModule(InMemoryDataModule):
     """MNIST's training set split into train/val, reproducibly from ``split_seed``; its test set for test.
 
-    The attributes ``input_shape``, ``class_names`` and ``normalization`` are the contract with the model:
-    the command line hands them to the LightningModule, which stores them in every checkpoint.
+    ``model_args()`` tells the model what it is built for: the shape of one image, the class names and how
+    raw pixels were normalised.
 
     Args:
         data_dir: Folder holding (or receiving) the four ``.gz`` files; default ``data/MNIST`` in the project.
@@ -34,10 +32,7 @@ class MNISTDataModule(pl.LightningDataModule):
             train on another set in the same format (the tests use a small stand-in).
     """
 
-    input_shape = (1, 28, 28)
-    class_names = tuple(str(digit) for digit in range(10))
-    # How raw pixels become the network's input, (pixels / scale - mean) / std per channel.
-    normalization = {"scale": PIXEL_MAX, "mean": [0.0], "std": [1.0]}
+    class_names = [str(digit) for digit in range(10)]
 
     def __init__(
         self,
@@ -48,18 +43,26 @@ class MNISTDataModule(pl.LightningDataModule):
         num_workers: int = 0,
         checksums: dict[str, str] | None = None,
     ) -> None:
-        super().__init__()
+        super().__init__(batch_size, num_workers)
         if not 0 < val_fraction < 1:
             raise ValueError(f"val_fraction must be between 0 and 1, got {val_fraction}")
         if checksums is not None and set(checksums) != set(SHA256):
             raise ValueError(f"checksums must name the files {sorted(SHA256)}, got {sorted(checksums)}")
         self.data_dir = Path(data_dir) if data_dir else DEFAULT_DATA_DIR
-        self.batch_size = batch_size
         self.val_fraction = val_fraction
         self.split_seed = split_seed
-        self.num_workers = num_workers
         self.checksums = checksums or SHA256
-        self.splits: dict[str, ImageTensorDataset] = {}
+
+    def model_args(self) -> dict[str, object]:
+        """What the model is built from: one image's shape, the class names and the pixel recipe.
+
+        The recipe, network input = (pixels / scale - mean) / std per channel, is for a consumer of an export.
+        """
+        return {
+            "input_shape": [1, 28, 28],
+            "class_names": self.class_names,
+            "normalization": {"scale": PIXEL_MAX, "mean": [0.0], "std": [1.0]},
+        }
 
     @classmethod
     def stand_in(cls, folder: Path, train_size: int = 1200, test_size: int = 200) -> dict[str, object]:
@@ -93,25 +96,15 @@ class MNISTDataModule(pl.LightningDataModule):
         fetch_mnist(self.data_dir, self.checksums)  # checks the files that prepare_data fetched
         train_images, train_labels, test_images, test_labels = (read_idx(self.data_dir / n) for n in SHA256)
         indices = split_indices(len(train_labels), {"val": self.val_fraction, "train": None}, self.split_seed)
-        images = train_images.unsqueeze(1).float() / PIXEL_MAX
-        self.splits = {
-            name: ImageTensorDataset(images[i], train_labels[i].long()) for name, i in indices.items()
-        }
-        self.splits["test"] = ImageTensorDataset(
-            test_images.unsqueeze(1).float() / PIXEL_MAX, test_labels.long()
+        self.splits = in_memory_splits(
+            train_images.unsqueeze(1).float() / PIXEL_MAX, train_labels.long(), indices
         )
-
-    def train_dataloader(self) -> DataLoader:
-        return loader(self.splits["train"], self.batch_size, self.num_workers, train=True)
-
-    def val_dataloader(self) -> DataLoader:
-        return loader(self.splits["val"], self.batch_size, self.num_workers)
-
-    def test_dataloader(self) -> DataLoader:
-        return loader(self.splits["test"], self.batch_size, self.num_workers)
-
-    def predict_dataloader(self) -> DataLoader:
-        return self.test_dataloader()
+        test_rows = torch.arange(len(test_labels))
+        self.splits.update(
+            in_memory_splits(
+                test_images.unsqueeze(1).float() / PIXEL_MAX, test_labels.long(), {"test": test_rows}
+            )
+        )
 
 
 def learnable_images(labels: Tensor, seed: int) -> Tensor:

@@ -7,18 +7,18 @@ from collections.abc import Sequence
 from torch import Tensor, nn
 
 
-class Classifier(nn.Module):
-    """Maps images of ``input_shape`` to one logit per class.
+class CNN(nn.Module):
+    """Maps images of ``input_shape`` to ``num_outputs`` numbers (one logit per class, say).
 
     Applies ``Conv3x3 -> BatchNorm -> ReLU -> MaxPool2`` once per entry of ``hidden_dims`` (the channel
-    widths; each block halves the height and width), then dropout and a linear layer to ``num_classes``
-    logits. For 1x28x28 MNIST images and ``hidden_dims=(32, 64)`` the features are 64x7x7.
+    widths; each block halves the height and width), then dropout and a linear layer to ``num_outputs``. For
+    1x28x28 images and ``hidden_dims=(32, 64)`` the features are 64x7x7.
     """
 
     def __init__(
         self,
         input_shape: Sequence[int],
-        num_classes: int,
+        num_outputs: int,
         hidden_dims: Sequence[int] = (32, 64),
         dropout: float = 0.25,
     ) -> None:
@@ -34,9 +34,9 @@ class Classifier(nn.Module):
                 nn.MaxPool2d(2),
             ]
             channels, height, width = out_channels, height // 2, width // 2
-        layers += [nn.Flatten(), nn.Dropout(dropout), nn.Linear(channels * height * width, num_classes)]
+        layers += [nn.Flatten(), nn.Dropout(dropout), nn.Linear(channels * height * width, num_outputs)]
         self.layers = nn.Sequential(*layers)
 
     def forward(self, images: Tensor) -> Tensor:
-        """Return logits of shape ``(batch, num_classes)`` for images of shape ``(batch, *input_shape)``."""
+        """Return ``(batch, num_outputs)`` for images of shape ``(batch, *input_shape)``."""
         return self.layers(images)

@@ -1,4 +1,4 @@
-"""The network: a small multilayer perceptron over flattened images."""
+"""The network: a multilayer perceptron over flattened inputs."""
 
 from __future__ import annotations
 
@@ -8,17 +8,17 @@ from collections.abc import Sequence
 from torch import Tensor, nn
 
 
-class Classifier(nn.Module):
-    """Maps images of ``input_shape`` to one logit per class.
+class MLP(nn.Module):
+    """Maps inputs of ``input_shape`` to ``num_outputs`` numbers.
 
-    Flattens the image, then applies ``Linear -> ReLU -> Dropout`` once per entry of ``hidden_dims``,
-    then a linear layer to ``num_classes`` logits.
+    Flattens each input, then applies ``Linear -> ReLU -> Dropout`` once per entry of ``hidden_dims``, then a
+    linear layer to ``num_outputs``.
     """
 
     def __init__(
         self,
         input_shape: Sequence[int],
-        num_classes: int,
+        num_outputs: int,
         hidden_dims: Sequence[int] = (128, 64),
         dropout: float = 0.1,
     ) -> None:
@@ -28,9 +28,9 @@ class Classifier(nn.Module):
         for width in hidden_dims:
             layers += [nn.Linear(in_features, width), nn.ReLU(), nn.Dropout(dropout)]
             in_features = width
-        layers.append(nn.Linear(in_features, num_classes))
+        layers.append(nn.Linear(in_features, num_outputs))
         self.layers = nn.Sequential(*layers)
 
-    def forward(self, images: Tensor) -> Tensor:
-        """Return logits of shape ``(batch, num_classes)`` for images of shape ``(batch, *input_shape)``."""
-        return self.layers(images)
+    def forward(self, inputs: Tensor) -> Tensor:
+        """Return ``(batch, num_outputs)`` for inputs of shape ``(batch, *input_shape)``."""
+        return self.layers(inputs)

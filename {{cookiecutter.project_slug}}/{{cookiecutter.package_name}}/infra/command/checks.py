@@ -6,6 +6,7 @@ that are not the user's (bugs) keep their traceback.
 
 from __future__ import annotations
 
+import re
 import sys
 import zipfile
 from collections.abc import Iterator
@@ -18,10 +19,39 @@ from pytorch_lightning.utilities.exceptions import MisconfigurationException
 
 
 class ConciseParser(LightningArgumentParser):
-    """Prints one usage line with an error instead of every option: ``--help`` lists them."""
+    """One usage line with an error, not every option (``--help`` lists them); class arguments' in one line.
+
+    An error about an argument of the model or the DataModule names it, instead of jsonargparse's
+    paragraph about every type the value could have had.
+    """
 
     def format_usage(self) -> str:
         return f"usage: {self.prog} [options]\n"
+
+    def error(self, message: str, ex: Exception | None = None):
+        return super().error(one_line_class_error(message), ex)
+
+
+# jsonargparse's error for an argument of a class named by class_path: a paragraph about every type the
+# value could have had, around the one problem that matters.
+CLASS_ERROR = re.compile(
+    r'Parser key "(?P<section>[\w.]+)":.*?Problem with given class_path \'(?P<path>[\w.]+)\':'
+    r"\n(?P<problem>.*?)\n\s*- Expected a <class 'NoneType'>",
+    re.DOTALL,
+)
+
+
+def one_line_class_error(message: str) -> str:
+    """``message`` as one line if it is about an argument of a class named by ``class_path``."""
+    found = CLASS_ERROR.search(message)
+    if not found:
+        return message
+    section, name, problem = found["section"], found["path"].rpartition(".")[2], found["problem"]
+    if unknown := re.search(r"Option '([\w.]+)' is not accepted", problem):
+        return f"{section}.init_args.{unknown[1]}: {name} takes no such argument (see train.py fit --help)"
+    if mistyped := re.search(r'Parser key "([\w.]+)":\s*(.*)', problem, re.DOTALL):
+        return f"{section}.init_args.{mistyped[1]}: {' '.join(mistyped[2].split())}"
+    return f"{section} ({name}): {' '.join(problem.split())}"
 
 
 def read_checkpoint(path: Path, weights_only: bool | None) -> dict:

@@ -1,8 +1,8 @@
 """The command line: ``python train.py [fit|validate|test|predict] [--options]`` (``fit`` if omitted).
 
 Every run reads ``configs/config.yaml`` (the project's, whatever the working directory), then the files given
-with ``--config``, then the ``--section.key value`` options: later ones win. The model is
-:class:`ImageClassifier`; the DataModule is whatever class ``data.class_path`` in the config names.
+with ``--config``, then the ``--section.key value`` options: later ones win. The model and the DataModule
+are whatever classes ``model.class_path`` and ``data.class_path`` name.
 """
 
 from __future__ import annotations
@@ -19,18 +19,17 @@ import torch
 from pytorch_lightning.cli import LightningArgumentParser, LightningCLI
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 
-from ...lightning.module import ImageClassifier
 from ..faults.preemption import RESUME_HINT, exit_after_stop_signal
 from ..faults.signals import catch_stop_signals, restore
 from .checks import ConciseParser, check_weights_fit, read_checkpoint, reported_as_one_line
 from .claims import is_first_process, release_runs
+from .linking import check_same_data, data_args, data_values_pending, instantiate_data, link
 from .output import quiet_known_noise
+from .record import CheckpointRecord, recorded_data_args
 from .resume import claim_run, discard_logs_after, find_checkpoint
 from .runs import SaveRunConfig, refuse_remote_folders
 
 SUBCOMMANDS = ("fit", "validate", "test", "predict")
-# What the DataModule declares once and the model is built from (and stores in its checkpoints).
-DATA_CONTRACT = ("input_shape", "class_names", "normalization")
 
 
 def default_config() -> Path:
@@ -65,42 +64,39 @@ def use_tensor_cores(accelerator: object) -> None:
 class TrainingCLI(LightningCLI):
     """LightningCLI with this project's defaults.
 
-    Shapes come from the data, precision from the hardware, and ``--ckpt_path last`` / ``best`` find the
-    checkpoints of the newest run.
+    The model and the DataModule are whatever classes the config names; the model's arguments that the
+    data knows come from the DataModule (``linking.py``). Precision follows the hardware, and
+    ``--ckpt_path last`` / ``best`` find the checkpoints of the newest run.
     """
 
-    def __init__(self, *args, subcommand: str | None = None, **kwargs) -> None:
+    def __init__(self, *args, subcommand: str | None = None, run_subcommand: bool = True, **kwargs) -> None:
         # Only the subcommand being run gets a parser (all of them for help): each takes a fraction of a
         # second to build, paid by every run.
-        self.only = subcommand
+        self.only, self.run_subcommand = subcommand, run_subcommand
         super().__init__(*args, **kwargs)
 
     def subcommands(self) -> dict[str, set[str]]:
         every = LightningCLI.subcommands()
         return {self.only: every[self.only]} if self.only else every
 
-    def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
-        for name in DATA_CONTRACT:
-            parser.link_arguments(f"data.{name}", f"model.{name}", apply_on="instantiate")
-
     def parse_arguments(self, parser: LightningArgumentParser, args) -> None:
-        """Parse as usual, then turn ``--ckpt_path last|best`` into a file.
+        """Parse, then turn ``--ckpt_path last|best`` into a file; the values the data gives come later.
 
         This runs before LightningCLI reads the model's hyperparameters from that file, so that evaluating
         a checkpoint rebuilds the network it was trained with, whatever the config says now.
         """
-        super().parse_arguments(parser, args)
+        with data_values_pending():
+            super().parse_arguments(parser, args)
         subcommand = self.config.get("subcommand")
         config = self.config[subcommand] if subcommand else None
-        self.continued = None
+        self.continued, self.checkpoint = None, None
         if config and config.ckpt_path in ("last", "best"):
             self.continued = find_checkpoint(config, reuse_run=subcommand == "fit")
         if config and config.ckpt_path:
             # Checked before anything is instantiated, so a bad file leaves no new run folder behind.
-            checkpoint = read_checkpoint(Path(config.ckpt_path), config.get("weights_only"))
-            self.checkpoint_weights = checkpoint["state_dict"]
+            self.checkpoint = read_checkpoint(Path(config.ckpt_path), config.get("weights_only"))
             if self.continued:
-                discard_logs_after(checkpoint["global_step"], config.trainer.logger, self.continued)
+                discard_logs_after(self.checkpoint["global_step"], config.trainer.logger, self.continued)
         if not self.continued:
             # A checkpoint restored into a new run folder (evaluating it, or a resumed CSV run) brings its
             # ModelCheckpoint state from the old folder, harmlessly.
@@ -108,6 +104,16 @@ class TrainingCLI(LightningCLI):
 
     def before_instantiate_classes(self) -> None:
         config = self.config[self.subcommand]
+        self.data = instantiate_data(config.data)
+        given = data_args(self.data)
+        if self.checkpoint is not None:
+            check_same_data(given, recorded_data_args(self.checkpoint), config.ckpt_path)
+        link(config.model, given, f"{type(self.data).__name__}.model_args()")
+        try:  # now that every value is known
+            self.parser.validate(self.config)
+        except (TypeError, KeyError, ValueError) as error:
+            self.parser.error(str(error))
+        self.record = {"model": config.model.class_path, "data": config.data.class_path, "data_args": given}
         if config.trainer.precision is None:
             config.trainer.precision = default_precision(config.trainer.accelerator)
         use_tensor_cores(config.trainer.accelerator)
@@ -119,12 +125,27 @@ class TrainingCLI(LightningCLI):
             callbacks = config.trainer.callbacks or []
             config.trainer.callbacks = [c for c in callbacks if not c.class_path.endswith("ProgressBar")]
 
+    def instantiate_classes(self) -> None:
+        """LightningCLI's, with the DataModule built above: it is built once."""
+        with_data = self.config.clone()
+        with_data[self.subcommand].data = self.data
+        self.config_init = self.parser.instantiate(with_data)
+        self.datamodule = self._get(self.config_init, "data")
+        self.model = self._get(self.config_init, "model")
+        self._add_configure_optimizers_method_to_model(self.subcommand)
+        self.trainer = self.instantiate_trainer()
+        self.trainer.callbacks.append(CheckpointRecord(self.record))
+
     def after_instantiate_classes(self) -> None:
         super().after_instantiate_classes()
-        weights = getattr(self, "checkpoint_weights", None)
-        if weights is not None:
-            check_weights_fit(self.model, weights, self.config[self.subcommand].ckpt_path)
-            del self.checkpoint_weights
+        if self.checkpoint is not None:
+            path = self.config[self.subcommand].ckpt_path
+            check_weights_fit(self.model, self.checkpoint["state_dict"], path)
+            self.checkpoint = None
+
+    def _run_subcommand(self, subcommand: str) -> None:
+        if self.run_subcommand:  # export.py builds what a subcommand would run with, and runs its own code
+            super()._run_subcommand(subcommand)
 
 
 def with_default_subcommand(argv: list[str]) -> list[str]:
@@ -132,6 +153,44 @@ def with_default_subcommand(argv: list[str]) -> list[str]:
     if any(arg in (*SUBCOMMANDS, "-h", "--help") for arg in argv):
         return argv
     return ["fit", *argv]
+
+
+def build(
+    args: list[str] | None = None, callbacks: list[pl.Callback] | None = None, run: bool = True
+) -> TrainingCLI:
+    """The command line for ``args`` (``sys.argv`` if None), built and, with ``run``, run.
+
+    Args:
+        args: The options, instead of ``sys.argv``.
+        callbacks: Added to the configured ones: how ``sweep.py`` follows each trial.
+        run: Run the subcommand; without, only build the model, data and trainer it would run with.
+    """
+    if args is None:
+        # Rewritten in place rather than passed as ``args``: DDP re-launches this script with sys.argv.
+        sys.argv[1:] = with_default_subcommand(sys.argv[1:])
+    else:
+        args = with_default_subcommand(args)
+    argv = sys.argv[1:] if args is None else args
+    subcommand = argv[0] if argv[0] in SUBCOMMANDS else None
+    config = default_config()
+    parser_kwargs = {command: {"default_config_files": [config]} for command in SUBCOMMANDS}
+    if subcommand:
+        parser_kwargs = {subcommand: parser_kwargs[subcommand]}
+    return TrainingCLI(
+        pl.LightningModule,
+        pl.LightningDataModule,
+        subcommand=subcommand,
+        run_subcommand=run,
+        subclass_mode_model=True,
+        subclass_mode_data=True,
+        args=args,
+        parser_class=ConciseParser,
+        parser_kwargs=parser_kwargs,
+        save_config_callback=SaveRunConfig,
+        save_config_kwargs={"overwrite": True},
+        auto_configure_optimizers=False,
+        trainer_defaults={"callbacks": callbacks or []},
+    )
 
 
 def main(
@@ -149,33 +208,10 @@ def main(
     quiet_known_noise()
     # MLflow 3 refuses a local file store unless asked (no effect with other loggers or a tracking server).
     os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
-    if args is None:
-        # Rewritten in place rather than passed as ``args``: DDP re-launches this script with sys.argv.
-        sys.argv[1:] = with_default_subcommand(sys.argv[1:])
-    else:
-        args = with_default_subcommand(args)
-    argv = sys.argv[1:] if args is None else args
-    subcommand = argv[0] if argv[0] in SUBCOMMANDS else None
-    config = default_config()
-    parser_kwargs = {command: {"default_config_files": [config]} for command in SUBCOMMANDS}
-    if subcommand:
-        parser_kwargs = {subcommand: parser_kwargs[subcommand]}
     previous_handlers = catch_stop_signals()
     try:
         with reported_as_one_line():
-            TrainingCLI(
-                ImageClassifier,
-                pl.LightningDataModule,
-                subcommand=subcommand,
-                subclass_mode_data=True,
-                args=args,
-                parser_class=ConciseParser,
-                parser_kwargs=parser_kwargs,
-                save_config_callback=SaveRunConfig,
-                save_config_kwargs={"overwrite": True},
-                auto_configure_optimizers=False,
-                trainer_defaults={"callbacks": callbacks or []},
-            )
+            build(args, callbacks)
     except SIGTERMException:
         exit_after_stop_signal(resume_hint)
     finally:

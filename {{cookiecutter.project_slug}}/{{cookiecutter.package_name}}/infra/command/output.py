@@ -58,6 +58,8 @@ def quiet_known_noise() -> None:
     # In-memory data needs no DataLoader workers (data.num_workers sets them where it helps); the pytree
     # deprecation comes from inside Lightning 2.6 on torch >= 2.9, not from this project.
     warnings.filterwarnings("ignore", ".*does not have many workers.*")
+    # Small data sets have fewer batches an epoch than the logging interval; epoch metrics are logged anyway.
+    warnings.filterwarnings("ignore", ".*is smaller than the logging interval.*")
     warnings.filterwarnings("ignore", ".*LeafSpec.*", category=FutureWarning)
     if "SLURM_JOB_ID" not in os.environ:
         # Lightning suggests srun whenever it is installed; only inside a SLURM job is that advice.

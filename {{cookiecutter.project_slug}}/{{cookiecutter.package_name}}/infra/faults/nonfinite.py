@@ -32,6 +32,6 @@ class StopOnNonFiniteLoss(Callback):
         if not finite_everywhere:
             value = "not finite in another process" if finite else loss.item()
             raise FloatingPointError(
-                f"train/loss is {value} at step {trainer.global_step} (epoch {trainer.current_epoch}); "
-                "lower model.lr or set trainer.gradient_clip_val"
+                f"the training loss is {value} at step {trainer.global_step} (epoch {trainer.current_epoch}):"
+                " lower the learning rate or set trainer.gradient_clip_val"
             )

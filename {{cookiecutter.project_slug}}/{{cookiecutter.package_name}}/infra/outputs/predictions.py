@@ -6,36 +6,44 @@ import csv
 import os
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import pytorch_lightning as pl
 import torch
 from pytorch_lightning.callbacks import BasePredictionWriter
 from pytorch_lightning.utilities import rank_zero_info
+from pytorch_lightning.utilities.exceptions import MisconfigurationException
 from torch import Tensor
 
 from ..command.runs import run_folder
+from .batches import split_batch
+
+Columns = dict[str, list[Any]]  # column name -> one value per sample
 
 
 class PredictionWriter(BasePredictionWriter):
-    """Writes what ``python train.py predict`` computes to one CSV file.
+    """Writes what ``python train.py predict`` computes to one CSV file, a row per sample in dataset order.
 
-    One row per sample of the predicted split, in dataset order: ``index`` (position of the sample in that
-    split), ``prediction`` (the most likely class name), then ``prob_<class name>`` for every class. The
-    LightningModule's ``predict_step`` must return class probabilities, one row per sample.
+    The columns: ``index``, the sample's position in the predicted dataset; ``id`` where the dataset names
+    its samples (a ``sample_ids`` attribute: file paths, say); ``target`` where the batches hold one
+    (``batches.py``); then what ``predict_step`` returns: a tensor, written as ``prediction``, or a dict of
+    tensors or lists, a column each. A value of several numbers per sample takes a column per number,
+    ``<name>_<k>`` (one number, of shape ``(batch, 1)``, a column of its own name).
 
     Under DDP every process predicts its share; rank 0 gathers them, drops the duplicates a padding sampler
     adds, checks that every sample is there once, and writes the file. Predictions stay in memory until the
     end of the epoch, which is fine for evaluation sets; stream per-rank files for very large ones.
 
     Args:
-        output_path: CSV file to write. ``None`` writes ``predictions.csv`` into the run folder
-            (``logs/<name>/version_N/``, next to the run's ``config.yaml`` that records the checkpoint).
+        output_path: CSV file to write. ``None`` writes ``predictions.csv`` into the run folder (next to the
+            run's ``config.yaml``, which records the checkpoint).
     """
 
     def __init__(self, output_path: str | None = None) -> None:
         super().__init__(write_interval="epoch")
         self.output_path = output_path
         self.path: Path | None = None
+        self.targets: list[Tensor | None] = []
         self.written = ""
 
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
@@ -43,38 +51,54 @@ class PredictionWriter(BasePredictionWriter):
             # run_folder is broadcast from rank 0, so every process asks for it, not only rank 0.
             self.path = Path(self.output_path or run_folder(trainer) / "predictions.csv")
 
+    def on_predict_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self.targets = []
+
+    def on_predict_batch_end(
+        self,
+        trainer: pl.Trainer,
+        pl_module: pl.LightningModule,
+        outputs: Any,
+        batch: Any,
+        batch_idx: int,
+        dataloader_idx: int = 0,
+    ) -> None:
+        self.targets.append(split_batch(pl_module, batch)[1])
+
     def write_on_epoch_end(
         self,
         trainer: pl.Trainer,
         pl_module: pl.LightningModule,
-        predictions: Sequence[Tensor],
+        predictions: Sequence[Any],
         batch_indices: Sequence[Sequence[Sequence[int]]],
     ) -> None:
         if len(batch_indices) != 1:
             raise ValueError(f"PredictionWriter handles one predict dataloader, got {len(batch_indices)}")
-        indices = torch.tensor([index for batch in batch_indices[0] for index in batch], dtype=torch.long)
-        probabilities = torch.cat(list(predictions)).float().cpu()
-        shares = [(indices, probabilities)]
+        indices = [index for batch in batch_indices[0] for index in batch]
+        columns = concatenate(
+            [batch_columns(output, target) for output, target in zip(predictions, self.targets, strict=True)]
+        )
+        shares = [(indices, columns)]
         if torch.distributed.is_available() and torch.distributed.is_initialized():
             shares = [None] * torch.distributed.get_world_size()
-            torch.distributed.all_gather_object(shares, (indices, probabilities))
+            torch.distributed.all_gather_object(shares, (indices, columns))
         if trainer.is_global_zero:
             loaders = trainer.predict_dataloaders
-            loader = loaders[0] if isinstance(loaders, (list, tuple)) else loaders
-            num_samples = len(loader.dataset)
-            self._write(*merge(shares, num_samples), class_names=class_names_of(trainer, probabilities))
+            dataset = (loaders[0] if isinstance(loaders, list | tuple) else loaders).dataset
+            order, columns = merge(shares, len(dataset))
+            ids = getattr(dataset, "sample_ids", None)
+            self._write(order, {**({"id": [ids[i] for i in order]} if ids is not None else {}), **columns})
 
-    def _write(self, indices: Tensor, probabilities: Tensor, class_names: Sequence[str]) -> None:
+    def _write(self, indices: list[int], columns: Columns) -> None:
         assert self.path is not None, "setup() sets the path before predicting"
         self.path.parent.mkdir(parents=True, exist_ok=True)
         # Written under a temporary name and renamed: a crash never leaves a truncated file behind.
         partial = self.path.with_name(self.path.name + ".partial")
         with partial.open("w", newline="", encoding="utf-8") as file:
             writer = csv.writer(file)
-            writer.writerow(["index", "prediction", *(f"prob_{name}" for name in class_names)])
-            for index, row in zip(indices.tolist(), probabilities.tolist(), strict=True):
-                best = max(range(len(row)), key=row.__getitem__)
-                writer.writerow([index, class_names[best], *(f"{p:.6g}" for p in row)])
+            writer.writerow(["index", *columns])
+            for row, index in enumerate(indices):
+                writer.writerow([index, *(cell(values[row]) for values in columns.values())])
         os.replace(partial, self.path)
         self.written = f"Wrote {len(indices)} predictions to {self.path}"
 
@@ -85,30 +109,59 @@ class PredictionWriter(BasePredictionWriter):
             self.written = ""
 
 
-def merge(shares: Sequence[tuple[Tensor, Tensor]], num_samples: int) -> tuple[Tensor, Tensor]:
-    """Concatenate the predictions of all processes, one per sample index, sorted by index.
+def batch_columns(output: Any, target: Tensor | None) -> Columns:
+    """The columns of one batch: its target, if any, then what ``predict_step`` returned for it."""
+    if isinstance(output, Tensor):
+        output = {"prediction": output}
+    if not isinstance(output, dict):
+        raise MisconfigurationException(
+            f"predict_step returned a {type(output).__name__}: return a tensor, or a dict of tensors or lists"
+            " with one value per sample"
+        )
+    columns: Columns = {}
+    for name, values in {**({"target": target} if target is not None else {}), **output}.items():
+        if isinstance(values, Tensor):
+            values = values.detach().cpu()
+            values = values.flatten(1) if values.dim() > 1 else values
+            if values.dim() == 2 and values.shape[1] == 1:  # (batch, 1), say a regression's: one column
+                values = values[:, 0]
+            if values.dim() == 2:
+                columns |= {f"{name}_{k}": values[:, k].tolist() for k in range(values.shape[1])}
+                continue
+            values = values.tolist()
+        columns[name] = list(values)
+    return columns
+
+
+def concatenate(batches: list[Columns]) -> Columns:
+    """The columns of every batch, one after the other; every batch must have the same columns."""
+    if not batches:
+        return {}
+    names = list(batches[0])
+    for columns in batches:
+        if list(columns) != names:
+            raise MisconfigurationException(
+                f"predict_step returned {', '.join(columns)} for one batch and {', '.join(names)} for another"
+            )
+    return {name: [value for columns in batches for value in columns[name]] for name in names}
+
+
+def merge(shares: Sequence[tuple[list[int], Columns]], num_samples: int) -> tuple[list[int], Columns]:
+    """The rows of all processes, one per sample index, in index order (the first of duplicates).
 
     Raises if a sample is missing: a file that silently lacks rows would be worse than no file.
     """
-    indices = torch.cat([share[0] for share in shares])
-    probabilities = torch.cat([share[1] for share in shares])
-    unique, first = first_occurrences(indices)
-    if not torch.equal(unique, torch.arange(num_samples)):
-        raise RuntimeError(f"predictions cover {len(unique)} distinct samples of {num_samples}")
-    return unique, probabilities[first]
+    first: dict[int, tuple[Columns, int]] = {}
+    for indices, columns in shares:
+        for position, index in enumerate(indices):
+            first.setdefault(index, (columns, position))
+    order = sorted(first)
+    if order != list(range(num_samples)):
+        raise RuntimeError(f"predictions cover {len(order)} distinct samples of {num_samples}")
+    names = list(shares[0][1])
+    return order, {name: [first[i][0][name][first[i][1]] for i in order] for name in names}
 
 
-def first_occurrences(values: Tensor) -> tuple[Tensor, Tensor]:
-    """The sorted distinct ``values`` and, for each, the position of its first occurrence."""
-    unique, inverse = torch.unique(values, sorted=True, return_inverse=True)
-    positions = torch.arange(len(values))
-    first = torch.full((len(unique),), len(values), dtype=torch.long).scatter_reduce(
-        0, inverse, positions, reduce="amin"
-    )
-    return unique, first
-
-
-def class_names_of(trainer: pl.Trainer, probabilities: Tensor) -> list[str]:
-    """The model's ``class_names`` (the data contract it was trained with), or class numbers without one."""
-    names = trainer.lightning_module.hparams.get("class_names")
-    return list(names) if names else [str(k) for k in range(probabilities.shape[1])]
+def cell(value: Any) -> Any:
+    """A value as the CSV shows it: floats with six significant digits, the rest as they are."""
+    return f"{value:.6g}" if isinstance(value, float) else value

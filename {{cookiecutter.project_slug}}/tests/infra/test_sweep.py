@@ -16,7 +16,7 @@ from pathlib import Path
 
 import probes
 import pytest
-from conftest import PROJECT_ROOT, checkpointed_runs, run_in_process
+from conftest import PROJECT_ROOT, checkpointed_runs, logged_steps, run_in_process
 from metrics import read_scalars
 from sweeps import (
     KEY,
@@ -148,7 +148,7 @@ def test_a_sweep_stopped_mid_trial_resumes_it_and_ends_at_the_requested_count(sw
     # It resumed the stopped trial's last checkpoint (past its first epoch), in a run of its own: it trained
     # only what was left, and reports the epochs before as the stopped trial did.
     assert f"trial {rerun.number} resumes trial {stopped.number} from " in second
-    steps = [step for step, _ in read_scalars(Path(rerun.user_attrs["run"]))["train/loss"]]
+    steps = logged_steps(read_scalars(Path(rerun.user_attrs["run"])))
     assert steps[0] > 0
     assert rerun.intermediate_values[0] == stopped.intermediate_values[0]
     assert not [str(w.message) for w in recwarn if "optuna" in w.filename]  # e.g. an epoch reported twice

@@ -7,11 +7,13 @@ import re
 import shutil
 from pathlib import Path
 
+import probes
 import pytest
 import torch
-from conftest import CONFIG, Result, load_checkpoint, make_datamodule, make_model
+from conftest import Result, configured_class, load_checkpoint, make_datamodule, make_model
 
 from {{ cookiecutter.package_name }}.infra.command.checks import check_weights_fit, read_checkpoint
+from {{ cookiecutter.package_name }}.infra.command.record import RECORD
 
 
 def snapshot(log_dir: Path) -> dict[str, str]:
@@ -42,8 +44,8 @@ def last_checkpoint(logs: Path) -> Path:
 
 
 def test_unknown_option_is_named(cli, tmp_path):
-    result = cli("fit", "--model.hiden_dims=[32]", log_dir=tmp_path, check=False)
-    assert_refused(result, "error: unrecognized arguments: --model.hiden_dims")
+    result = cli("fit", "--trainer.max_epohcs=3", log_dir=tmp_path, check=False)
+    assert_refused(result, "error: unrecognized arguments: --trainer.max_epohcs")
     # One usage line, not every option of the Trainer.
     assert len(result.stderr.splitlines()) <= 4, result.stderr
     assert not any(tmp_path.iterdir())
@@ -51,14 +53,18 @@ def test_unknown_option_is_named(cli, tmp_path):
 
 def test_misspelled_or_mistyped_key_in_a_config_file_is_named(cli, tmp_path):
     config = tmp_path / "typo.yaml"
-    config.write_text("model:\n  hiden_dims: [32]\n", encoding="utf-8")
+    config.write_text("trainer:\n  max_epohcs: 3\n", encoding="utf-8")
     result = cli("fit", f"--config={config}", log_dir=tmp_path / "logs", check=False)
-    assert_refused(result, "does not accept option 'model.hiden_dims'")
+    assert_refused(result, "does not accept option 'trainer.max_epohcs'")
 
-    config.write_text("model:\n  lr: fast\n", encoding="utf-8")
+    config.write_text("trainer:\n  max_epochs: fast\n", encoding="utf-8")
     result = cli("fit", f"--config={config}", log_dir=tmp_path / "logs", check=False)
     assert_refused(result, "fast")
-    assert 'Parser key "model.lr"' in result.stderr
+    assert 'Parser key "trainer.max_epochs"' in result.stderr
+
+    config.write_text("model:\n  init_args:\n    no_such_argument: 3\n", encoding="utf-8")
+    result = cli("fit", f"--config={config}", log_dir=tmp_path / "logs", check=False)
+    assert_refused(result, "no_such_argument")
     assert not (tmp_path / "logs").exists()
 
 
@@ -101,16 +107,35 @@ def test_checkpoint_of_another_model_is_refused_and_nothing_is_written(cli, logs
     torch.save(checkpoint, other)
     before = snapshot(logs)
     result = cli("fit", f"--ckpt_path={other}", log_dir=logs, check=False)
-    assert_refused(result, "its weights do not fit ImageClassifier")
-    assert re.search(r"\d+ missing \(e\.g\. net\.", result.stderr)
+    assert_refused(result, f"its weights do not fit {configured_class('model').__name__}")
+    assert re.search(r"\d+ missing \(e\.g\. ", result.stderr)
     assert re.search(r"\d+ unexpected \(e\.g\. backbone\.", result.stderr)
     assert snapshot(logs) == before
 
 
+def test_a_checkpoint_trained_on_other_data_is_refused_and_nothing_is_written(
+    cli, logs, last_checkpoint, tmp_path
+):
+    checkpoint = load_checkpoint(last_checkpoint)
+    given = checkpoint[RECORD]["data_args"]
+    if not given:
+        pytest.skip(f"{configured_class('data').__name__} gives the model nothing (no model_args())")
+    key = next(iter(given))
+    checkpoint[RECORD]["data_args"][key] = ["something", "else"]
+    other = tmp_path / "other-data.ckpt"
+    torch.save(checkpoint, other)
+    before = snapshot(logs)
+    for subcommand in ("test", "predict", "fit"):
+        result = cli(subcommand, f"--ckpt_path={other}", log_dir=logs, check=False)
+        said = f'--ckpt_path {other} was trained with {key} = ["something", "else"], but the data'
+        assert_refused(result, said)
+    assert snapshot(logs) == before
+
+
 def test_diverging_loss_stops_training_and_names_the_step(cli, tmp_path):
-    result = cli("fit", "--model.lr=1e30", "--trainer.max_epochs=2", log_dir=tmp_path, check=False)
-    assert_refused(result, "error: train/loss is")
-    assert re.search(r"train/loss is -?(nan|inf) at step \d+ \(epoch 0\)", result.stderr), result.stderr
+    nan_at_step_2 = probes.option("NanAt", step=2, rank=0)
+    result = cli("fit", "--trainer.max_epochs=2", *nan_at_step_2, log_dir=tmp_path, check=False)
+    assert_refused(result, "error: the training loss is nan at step 2 (epoch 0)")
     # Stopped inside the first epoch: no checkpoint of diverged weights was written.
     assert not list(tmp_path.rglob("*.ckpt"))
 
@@ -133,10 +158,11 @@ def test_files_that_are_not_checkpoints_are_named(tmp_path, content, message):
         read_checkpoint(path, weights_only=None)
 
 
-def test_weights_of_another_shape_are_named(last_checkpoint, tmp_path):
+def test_weights_of_another_shape_are_named(last_checkpoint):
     weights = read_checkpoint(last_checkpoint, weights_only=None)["state_dict"]
-    datamodule = make_datamodule()
-    wider = [width + 1 for width in CONFIG["model"]["hidden_dims"]]
-    with pytest.raises(SystemExit, match=r"of another shape \(e\.g\. net\."):
-        check_weights_fit(make_model(datamodule, hidden_dims=wider), weights, str(last_checkpoint))
-    check_weights_fit(make_model(datamodule), weights, str(last_checkpoint))
+    name = next(key for key, value in weights.items() if value.dim() >= 1)
+    resized = {**weights, name: torch.zeros(weights[name].shape[0] + 1, *weights[name].shape[1:])}
+    model = make_model(make_datamodule())
+    with pytest.raises(SystemExit, match=rf"of another shape \(e\.g\. {re.escape(name)}\)"):
+        check_weights_fit(model, resized, str(last_checkpoint))
+    check_weights_fit(model, weights, str(last_checkpoint))

@@ -20,6 +20,7 @@ import torch
 from pytorch_lightning.callbacks import Callback
 
 from {{ cookiecutter.package_name }}.infra.faults.checkpointing import AtomicCheckpointIO
+from {{ cookiecutter.package_name }}.infra.outputs.batches import split_batch
 
 SIGNALS = {name: getattr(signal, name) for name in ("SIGKILL", "SIGTERM", "SIGINT", "SIGUSR1")}
 
@@ -68,14 +69,36 @@ class KillAt(Callback):
 
 
 class NanAt(Callback):
-    """Turns the inputs of training step ``step`` into NaN in process ``rank`` only: a loss gone bad there."""
+    """Makes every weight NaN in process ``rank`` only, before training step ``step``: a loss gone bad there,
+    whatever the model and its inputs.
+    """
 
     def __init__(self, step: int = 2, rank: int = 1) -> None:
         self.step, self.rank = step, rank
 
     def on_train_batch_start(self, trainer: pl.Trainer, module: Any, batch: Any, batch_idx: int) -> None:
         if (trainer.global_step, trainer.global_rank) == (self.step, self.rank):
-            batch[0].fill_(float("nan"))
+            with torch.no_grad():
+                for weight in module.parameters():
+                    if weight.is_floating_point():
+                        weight.fill_(float("nan"))
+
+
+class RecordLosses(Callback):
+    """Writes the loss of every training step, as ``training_step`` returned it, to ``path`` (JSON)."""
+
+    def __init__(self, path: str) -> None:
+        self.path, self.losses = path, []
+
+    def on_train_batch_end(
+        self, trainer: pl.Trainer, module: Any, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
+        loss = outputs["loss"] if isinstance(outputs, dict) else outputs
+        self.losses.append({"epoch": trainer.current_epoch, "loss": float(loss)})
+
+    def on_train_end(self, trainer: pl.Trainer, module: Any) -> None:
+        with open(self.path, "w", encoding="utf-8") as file:
+            json.dump(self.losses, file)
 
 
 class KillDuringWrite(AtomicCheckpointIO):
@@ -112,7 +135,7 @@ class Throughput(Callback):
             synchronize()
             self.start, self.samples = time.perf_counter(), 0
         elif trainer.global_step > self.warmup:
-            self.samples += len(batch[1])
+            self.samples += len(split_batch(module, batch)[0][0])
 
     def on_train_end(self, trainer: pl.Trainer, module: Any) -> None:
         synchronize()

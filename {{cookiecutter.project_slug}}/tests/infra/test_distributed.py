@@ -1,8 +1,8 @@
 """Several processes training one model on the CPU (gloo): started by Lightning's launcher, by torchrun as two
 "nodes", or by the test itself as torchrun would (``run_ddp``: no new interpreter to start).
 
-Each test checks what a user relies on: one run folder, one set of checkpoints, and metrics that cover
-the whole validation set rather than one process's share.
+Each test checks what a user relies on: one run folder, one set of checkpoints, every process stopping
+together, and a stopped run resuming exactly.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import probes
 import processes
 import pytest
 from conftest import (
+    MONITOR,
     PROBES_ENV,
     PROJECT_ROOT,
     assert_same_end,
@@ -26,6 +27,7 @@ from conftest import (
     command_line,
     load_checkpoint,
     make_datamodule,
+    require_resumable_loader,
     run_folders,
     run_train,
 )
@@ -84,30 +86,22 @@ def check_one_run_trained_by_two_processes(log_dir: Path) -> Path:
     assert run_folders(log_dir) == [run_dir]
     checkpoints = sorted(path.name for path in (run_dir / "checkpoints").iterdir())
     assert checkpoints == ["best-epoch=000.ckpt", "last.ckpt"]
-    datamodule = make_datamodule()
+    loader = make_datamodule().train_dataloader()
     # The distributed sampler gives each process half the samples (padded to equal shares).
-    steps = math.ceil(math.ceil(len(datamodule.splits["train"]) / 2) / datamodule.batch_size)
+    steps = math.ceil(math.ceil(len(loader.dataset) / 2) / loader.batch_size)
     assert load_checkpoint(run_dir / "checkpoints" / "last.ckpt")["global_step"] == steps
     return run_dir
 
 
-def test_the_multinode_script_trains_one_run_with_metrics_of_the_whole_validation_set(cli, tmp_path):
+def test_the_multinode_script_trains_one_run(tmp_path):
     port = processes.free_port()
     nodes = [multinode_script(rank, port, tmp_path / "ddp") for rank in (0, 1)]
     outputs = [finish(node) for node in nodes]
     assert "GLOBAL_RANK: 1, MEMBER: 2/2" in outputs[1]
     run_dir = check_one_run_trained_by_two_processes(tmp_path / "ddp")
-    logged = read_scalars(run_dir)
-    assert len(logged["val/acc"]) == 1
-
-    # The same checkpoint validated by a single process over the whole validation set.
-    checkpoint = run_dir / "checkpoints" / "last.ckpt"
-    cli("validate", f"--ckpt_path={checkpoint}", "--trainer.accelerator=cpu", log_dir=tmp_path / "single")
-    (single_run,) = run_folders(tmp_path / "single")
-    single = read_scalars(single_run)
-    # Accuracy counts are summed over ranks, so it is exact; the loss is a mean of per-rank means.
-    assert logged["val/acc"][0][1] == pytest.approx(single["val/acc"][0][1], abs=1e-6)
-    assert logged["val/loss"][0][1] == pytest.approx(single["val/loss"][0][1], rel=0.02)
+    # Whether a metric covers the whole validation set or rank 0's share is the module's choice (torchmetrics,
+    # or sync_dist=True): tests/test_example.py checks the example's.
+    assert len(read_scalars(run_dir)[MONITOR]) == 1
 
 
 def test_processes_that_chose_different_checkpoints_stop_at_once_with_one_line(cli, tmp_path):
@@ -132,6 +126,7 @@ def test_processes_that_chose_different_checkpoints_stop_at_once_with_one_line(c
 
 
 def test_sigterm_to_rank_zero_stops_every_rank_with_a_checkpoint_that_resumes_exactly(tmp_path):
+    require_resumable_loader()
     short_run = (
         "fit",
         DDP_PROFILE,
@@ -179,7 +174,7 @@ def test_a_nan_in_one_process_stops_every_process_at_that_step(tmp_path):
         timeout=120,
     )
     assert result.returncode == 1, result.stderr
-    assert "error: train/loss is nan at step 2 (epoch 0)" in result.stderr  # the process that saw it
-    assert "error: train/loss is not finite in another process at step 2" in result.stderr
+    assert "error: the training loss is nan at step 2 (epoch 0)" in result.stderr  # the process that saw it
+    assert "error: the training loss is not finite in another process at step 2" in result.stderr
     assert "Traceback" not in result.stderr
     assert not list(tmp_path.rglob("*.ckpt"))

@@ -20,6 +20,7 @@ from conftest import (
     PROJECT_ROOT,
     checkpointed_runs,
     load_checkpoint,
+    logged_steps,
     run_folders,
     run_train,
 )
@@ -174,7 +175,7 @@ def test_a_requeued_slurm_job_resumes_its_own_run_not_the_newest(cli, tmp_path, 
     # As far as job 202's run of one epoch from scratch, not further, and each step logged once.
     steps = [load_checkpoint(run / "checkpoints" / "last.ckpt")["global_step"] for run in (fresh, other)]
     assert steps[0] == steps[1]
-    logged = [step for step, _ in read_scalars(fresh)["train/loss"]]
+    logged = logged_steps(read_scalars(fresh))
     assert len(logged) == len(set(logged)) == steps[0]
 
 

@@ -1,0 +1,1 @@
+{% include "example_tests/" ~ ("regressor" if cookiecutter.example == "diabetes" else "classifier") ~ ".py" %}
