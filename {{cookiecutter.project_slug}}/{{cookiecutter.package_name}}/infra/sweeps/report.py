@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import os
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +11,7 @@ import yaml
 from optuna.trial import FrozenTrial, TrialState
 
 from ..command.output import format_value
+from ..outputs.staging import write_whole
 from .study import RUN
 
 TOP = 5  # trials in the closing table
@@ -98,10 +98,3 @@ def write_best_config(
         f"# trial {best[0].number} of study {study.study_name}\n" + yaml.safe_dump(config, sort_keys=False),
     )
     return path
-
-
-def write_whole(path: Path, text: str) -> None:
-    """Write beside ``path`` and rename over it: a worker or a reader at the same time never sees half."""
-    partial = path.with_suffix(f".{os.getpid()}.tmp")
-    partial.write_text(text, encoding="utf-8")
-    partial.replace(path)
