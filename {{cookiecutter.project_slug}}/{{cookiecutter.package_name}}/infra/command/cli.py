@@ -13,6 +13,7 @@ import sys
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Literal
 
 import pytorch_lightning as pl
 import torch
@@ -23,11 +24,13 @@ from ..faults.preemption import RESUME_HINT, exit_after_stop_signal
 from ..faults.signals import catch_stop_signals, restore
 from .checks import ConciseParser, check_weights_fit, read_checkpoint, reported_as_one_line
 from .claims import is_first_process, release_runs
+from .code_version import check_committed, code_version
 from .linking import check_same_data, data_args, data_values_pending, instantiate_data, link
 from .output import quiet_known_noise
+from .provenance import Attempt, checkpoint_origin
 from .record import CheckpointRecord, recorded_data_args
 from .resume import claim_run, discard_logs_after, find_checkpoint
-from .runs import SaveRunConfig, refuse_remote_folders
+from .runs import SaveRunConfig, as_configured, refuse_remote_folders
 
 SUBCOMMANDS = ("fit", "validate", "test", "predict")
 
@@ -79,6 +82,14 @@ class TrainingCLI(LightningCLI):
         every = LightningCLI.subcommands()
         return {self.only: every[self.only]} if self.only else every
 
+    def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
+        parser.add_argument(
+            "--uncommitted_code",
+            type=Literal["warn", "refuse"],
+            default="warn",
+            help="What fit does when the code has uncommitted changes: warn (and record them), or refuse",
+        )
+
     def parse_arguments(self, parser: LightningArgumentParser, args) -> None:
         """Parse, then turn ``--ckpt_path last|best`` into a file; the values the data gives come later.
 
@@ -87,8 +98,11 @@ class TrainingCLI(LightningCLI):
         """
         with data_values_pending():
             super().parse_arguments(parser, args)
+        self.arguments = sys.argv[1:] if args is None else list(args)
         subcommand = self.config.get("subcommand")
         config = self.config[subcommand] if subcommand else None
+        if config:  # before the run is claimed or continued below, which names it in the logger's arguments
+            self.save_config_kwargs["as_configured"] = as_configured(config.trainer.logger)
         self.continued, self.checkpoint = None, None
         if config and config.ckpt_path in ("last", "best"):
             self.continued = find_checkpoint(config, reuse_run=subcommand == "fit")
@@ -109,6 +123,12 @@ class TrainingCLI(LightningCLI):
         if self.checkpoint is not None:
             check_same_data(given, recorded_data_args(self.checkpoint), config.ckpt_path)
         link(config.model, given, f"{type(self.data).__name__}.model_args()")
+        # Rank 0 records the code; with "refuse", every rank checks it, so that all stop alike.
+        code = code_version() if is_first_process() or config.uncommitted_code == "refuse" else None
+        if self.subcommand == "fit":
+            check_committed(code, config.uncommitted_code)
+        origin = checkpoint_origin(config.ckpt_path, self.checkpoint) if self.checkpoint is not None else None
+        self.attempt = Attempt(self.subcommand, self.arguments, code, origin)
         try:  # now that every value is known
             self.parser.validate(self.config)
         except (TypeError, KeyError, ValueError) as error:
@@ -134,7 +154,7 @@ class TrainingCLI(LightningCLI):
         self.model = self._get(self.config_init, "model")
         self._add_configure_optimizers_method_to_model(self.subcommand)
         self.trainer = self.instantiate_trainer()
-        self.trainer.callbacks.append(CheckpointRecord(self.record))
+        self.trainer.callbacks.append(CheckpointRecord(self.record, self.attempt))
 
     def after_instantiate_classes(self) -> None:
         super().after_instantiate_classes()

@@ -1,7 +1,8 @@
-"""What every checkpoint says about itself: the model and data classes that made it, and what the data gave.
+"""What every checkpoint says about itself: the classes that made it, what the data gave, where it came from.
 
-Read back by ``--ckpt_path`` (a checkpoint used with other data is refused), ``predict`` and ``export.py``,
-without the data. Plain values only, so that checkpoints still load with ``torch.load(weights_only=True)``.
+The provenance summary names the run, attempt and commit that made it (``provenance.py``). Read back by
+``--ckpt_path`` (a checkpoint used with other data is refused), ``predict`` and ``export.py``, without the
+data. Plain values only, so that checkpoints still load with ``torch.load(weights_only=True)``.
 """
 
 from __future__ import annotations
@@ -10,15 +11,43 @@ from typing import Any
 
 import pytorch_lightning as pl
 from pytorch_lightning.callbacks import Callback
+from pytorch_lightning.utilities.exceptions import SIGTERMException
+
+from .provenance import Attempt, logged_tags, tag_loggers
+from .runs import run_folder
 
 RECORD = "record"  # the checkpoint's key
 
 
 class CheckpointRecord(Callback):
-    """Writes ``record`` into every checkpoint the run saves. Added by the command line, not the config."""
+    """Writes ``record`` into every checkpoint the run saves, and the run's attempt into its provenance.json.
 
-    def __init__(self, record: dict[str, Any]) -> None:
+    At the start, global rank 0 appends the attempt to the run folder's provenance.json, puts its summary
+    (run, attempt, commit, branch, whether the code had uncommitted changes) under ``record["provenance"]``
+    and gives the loggers the commit; at the end, it records how the attempt ended. Nothing happens per
+    epoch. Added by the command line, not the config.
+    """
+
+    def __init__(self, record: dict[str, Any], attempt: Attempt | None = None) -> None:
         self.record = record
+        self.attempt = attempt
+
+    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        if self.attempt is None or self.attempt.run is not None:
+            return
+        run = run_folder(trainer)  # broadcast from rank 0: every process asks
+        if trainer.is_global_zero:
+            self.record["provenance"] = summary = self.attempt.start(trainer, run)
+            tag_loggers(trainer, logged_tags(summary), summary["attempt"])
+
+    def teardown(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        if self.attempt is not None and trainer.is_global_zero:
+            self.attempt.end(trainer, "completed")
+
+    def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule, error: BaseException) -> None:
+        if self.attempt is not None and trainer.is_global_zero:
+            stopped = isinstance(error, SIGTERMException | KeyboardInterrupt)  # a signal, or Ctrl-C
+            self.attempt.end(trainer, "stopped" if stopped else f"failed: {type(error).__name__}")
 
     def on_save_checkpoint(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, checkpoint: dict[str, Any]
