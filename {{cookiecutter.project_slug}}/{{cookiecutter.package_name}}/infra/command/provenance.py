@@ -83,10 +83,11 @@ def hardware(trainer: pl.Trainer) -> dict[str, Any]:
     }
 
 
-def host() -> dict[str, Any]:
+def host(trainer: pl.Trainer) -> dict[str, Any]:
     """The machine, the process, and the SLURM job and array task where there is one."""
     slurm = {name: os.environ[variable] for variable, name in SLURM.items() if variable in os.environ}
-    return {"hostname": socket.gethostname(), "pid": os.getpid(), "slurm": slurm or None}
+    process = {"pid": os.getpid(), "global_rank": trainer.global_rank}
+    return {"hostname": socket.gethostname(), **process, "slurm": slurm or None}
 
 
 def read_attempts(run: Path) -> list[dict[str, Any]]:
@@ -108,29 +109,27 @@ def checkpoint_origin(path: str | Path, state: dict[str, Any]) -> dict[str, Any]
     }
 
 
-def logged_tags(summary: dict[str, Any]) -> dict[str, str]:
-    """The run's code as the loggers show it: commit, branch, whether it had uncommitted changes."""
-    return {
+def tag_loggers(trainer: pl.Trainer, summary: dict[str, Any]) -> None:
+    """Give each logger the run's commit, branch and whether it had uncommitted changes, the logger's way."""
+    tags = {
         "git_commit": summary["commit"] or f"none: {summary['why']}",
         "git_branch": summary["branch"] or "",
         "git_dirty": str(summary["dirty"]),
     }
-
-
-def tag_loggers(trainer: pl.Trainer, tags: dict[str, str], attempt: int) -> None:
-    """Give each logger ``tags`` through its own API, where its interface shows them."""
     for logger in trainer.loggers:
         if isinstance(logger, MLFlowLogger):
             # Tags, not params: a resumed run may run another commit, and MLflow params never change.
             # MLflow shows mlflow.source.git.commit as the run's commit.
-            for key, value in {**tags, "mlflow.source.git.commit": tags["git_commit"]}.items():
+            native = {"mlflow.source.git.commit": summary["commit"]} if summary["commit"] else {}
+            for key, value in {**tags, **native}.items():
                 logger.experiment.set_tag(logger.run_id, key, value)
             continue
         logger.log_hyperparams(tags)  # CSV and TensorBoard: hparams.yaml; W&B: the run's config
         if isinstance(logger, TensorBoardLogger):
-            # TensorBoard shows hyperparameters only beside a metric: its Text tab shows these.
-            table = "\n".join(f"| {key} | {value} |" for key, value in tags.items())
-            logger.experiment.add_text("provenance", f"| | |\n|---|---|\n{table}", global_step=attempt)
+            # TensorBoard shows hyperparameters only beside a metric: its Text tab shows these, one entry
+            # per attempt (the step).
+            table = "| | |\n|---|---|\n" + "\n".join(f"| {key} | {value} |" for key, value in tags.items())
+            logger.experiment.add_text("provenance", table, global_step=summary["attempt"])
 
 
 class Attempt:
@@ -176,7 +175,7 @@ class Attempt:
             "cwd": os.getcwd(),
             "checkpoint": self.checkpoint,
             "code": code,
-            "host": host(),
+            "host": host(trainer),
             "hardware": hardware(trainer),
             "software": software(),
         }

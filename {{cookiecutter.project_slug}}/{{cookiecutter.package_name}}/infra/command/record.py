@@ -13,7 +13,7 @@ import pytorch_lightning as pl
 from pytorch_lightning.callbacks import Callback
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 
-from .provenance import Attempt, logged_tags, tag_loggers
+from .provenance import Attempt, tag_loggers
 from .runs import run_folder
 
 RECORD = "record"  # the checkpoint's key
@@ -38,7 +38,7 @@ class CheckpointRecord(Callback):
         run = run_folder(trainer)  # broadcast from rank 0: every process asks
         if trainer.is_global_zero:
             self.record["provenance"] = summary = self.attempt.start(trainer, run)
-            tag_loggers(trainer, logged_tags(summary), summary["attempt"])
+            tag_loggers(trainer, summary)
 
     def teardown(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         if self.attempt is not None and trainer.is_global_zero:
