@@ -94,14 +94,17 @@ def template_files() -> set[str]:
 
 
 def expected_files(options: dict) -> set[str]:
-    """The files a project generated with ``options`` (and default names) must have, and no others."""
+    """The files a project generated with ``options`` (and default names) must have, and no others.
+
+    ``.cruft.json`` too: the hook links every project rendered from a git checkout, as the tests render.
+    """
     removed, kept = set(), set()
     for option, files_of in option_files().items():
         for value, paths in files_of.items():
             chosen = value == options.get(option, CONTEXT[option][0] if option == "license" else None)
             (kept if chosen else removed).update(p.format(package=PACKAGE) for p in paths)
     removed -= kept
-    return {
+    return {".cruft.json"} | {
         path
         for path in template_files()
         if not any(path == gone or path.startswith(gone + "/") for gone in removed)
@@ -335,6 +338,8 @@ def test_trains_with_its_logger(project, tmp_path, pair):
     assert not (root / "data").exists(), "nothing may be downloaded"
     (run_folder,) = {path.parents[1] for path in root.glob("logs/**/checkpoints/last.ckpt")}
     assert (run_folder / "config.yaml").is_file(), "the run's config belongs in its own folder"
+    (attempt,) = json.loads((run_folder / "provenance.json").read_text(encoding="utf-8"))["attempts"]
+    assert attempt["outcome"] == "completed" and attempt["run"] == str(run_folder.resolve())
 
 
 def test_the_wandb_reader_takes_every_folder_of_a_run_and_only_those():

@@ -1,26 +1,27 @@
 """A generated project takes in a newer template with cruft, and keeps its own edits.
 
-Template version A is committed to a scratch git repository, a project is created from it with
-``cruft create``, the user edits and commits a file, the template moves on to version B, and
-``cruft update`` must bring B's change in while the user's edit survives. Both template versions are
-rendered again by cruft during the update, hooks included: they must be safe to re-run.
+Template version A is committed to a scratch git repository, a project is generated from it (with ``cruft
+create``, or with plain ``cookiecutter``, whose hook links it), the user edits and commits a file, the
+template moves on to version B, and ``cruft update`` must bring B's change in while the user's edit survives.
+Both template versions are rendered again by cruft during the update, hooks included: they must be safe to
+re-run.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-from conftest import TEMPLATE
+from conftest import copy_template
 
 pytestmark = pytest.mark.slow
 
 CRUFT = [str(Path(sys.executable).with_name("cruft"))]
+COOKIECUTTER = str(Path(sys.executable).with_name("cookiecutter"))
 GIT_ENV = {
     "GIT_AUTHOR_NAME": "Template Tests",
     "GIT_AUTHOR_EMAIL": "tests@example.com",
@@ -29,41 +30,56 @@ GIT_ENV = {
 }
 
 
-def sh(*command: str, cwd: Path) -> str:
+def sh(*command: str, cwd: Path, status: int = 0) -> subprocess.CompletedProcess:
+    """Run ``command`` in ``cwd``; it must exit with ``status``."""
     env = {**os.environ, **GIT_ENV, "PYTHONDONTWRITEBYTECODE": "1"}
     result = subprocess.run(
         command, cwd=cwd, capture_output=True, text=True, timeout=300, env=env, check=False
     )
-    assert result.returncode == 0, (
-        f"{command} failed in {cwd}:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+    assert result.returncode == status, (
+        f"{command} in {cwd}: {result.returncode}\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
     )
-    return result.stdout
+    return result
 
 
 def commit_all(repo: Path, message: str) -> str:
     sh("git", "add", "-A", cwd=repo)
     sh("git", "commit", "-q", "-m", message, cwd=repo)
-    return sh("git", "rev-parse", "HEAD", cwd=repo).strip()
+    return sh("git", "rev-parse", "HEAD", cwd=repo).stdout.strip()
+
+
+def template_version_a(tmp_path: Path) -> tuple[Path, str]:
+    """The template's files committed to a scratch repository; the repository and the commit."""
+    template = copy_template(tmp_path / "template")
+    sh("git", "init", "-q", "-b", "main", cwd=template)
+    return template, commit_all(template, "template version A")
+
+
+def template_config(template: Path) -> Path:
+    return template / "{{cookiecutter.project_slug}}" / "configs" / "config.yaml"
+
+
+def template_version_b(template: Path, batch_size: str = "64") -> str:
+    """Version B: a note in the config (and the batch size given), and a new file; B's commit."""
+    config = template_config(template)
+    text = config.read_text(encoding="utf-8").replace("batch_size: 64", f"batch_size: {batch_size}")
+    config.write_text(text.replace("seed_everything: 42", "# Template B was here.\nseed_everything: 42"))
+    (template / "{{cookiecutter.project_slug}}" / "CHANGELOG.md").write_text(
+        "# Changelog\n", encoding="utf-8"
+    )
+    return commit_all(template, "template version B")
+
+
+def edit_and_commit(project: Path) -> Path:
+    """The user's own change, to a line the template may change too; the file changed."""
+    config = project / "configs" / "config.yaml"
+    config.write_text(config.read_text(encoding="utf-8").replace("batch_size: 64", "batch_size: 32"))
+    commit_all(project, "smaller batches")
+    return config
 
 
 def test_cruft_update_brings_template_changes_and_keeps_user_edits(tmp_path):
-    template = tmp_path / "template"
-    template.mkdir()
-    for name in (
-        "cookiecutter.json",
-        "local_extensions.py",
-        "hooks",
-        "templates",
-        "{{cookiecutter.project_slug}}",
-    ):
-        source = TEMPLATE / name
-        if source.is_dir():
-            shutil.copytree(source, template / name, ignore=shutil.ignore_patterns("__pycache__"))
-        else:
-            shutil.copy(source, template / name)
-    sh("git", "init", "-q", "-b", "main", cwd=template)
-    version_a = commit_all(template, "template version A")
-
+    template, version_a = template_version_a(tmp_path)
     answers = {"logger": "csv", "ci": "gitlab", "docker": "yes"}
     create = ["create", str(template), "--no-input", "--extra-context", json.dumps(answers)]
     sh(*CRUFT, *create, "--output-dir", str(tmp_path), cwd=tmp_path)
@@ -74,22 +90,8 @@ def test_cruft_update_brings_template_changes_and_keeps_user_edits(tmp_path):
     assert (project / "Dockerfile").is_file() and not (project / ".github").exists()
     sh("git", "init", "-q", "-b", "main", cwd=project)
     commit_all(project, "generated")
-
-    # The user's own change, to a file the template also changes below.
-    config = project / "configs" / "config.yaml"
-    config.write_text(config.read_text(encoding="utf-8").replace("batch_size: 64", "batch_size: 32"))
-    commit_all(project, "smaller batches")
-
-    # Template version B: a new note in the config and a new file.
-    template_config = template / "{{cookiecutter.project_slug}}" / "configs" / "config.yaml"
-    text = template_config.read_text(encoding="utf-8")
-    template_config.write_text(
-        text.replace("seed_everything: 42", "# Template B was here.\nseed_everything: 42")
-    )
-    (template / "{{cookiecutter.project_slug}}" / "CHANGELOG.md").write_text(
-        "# Changelog\n", encoding="utf-8"
-    )
-    version_b = commit_all(template, "template version B")
+    config = edit_and_commit(project)
+    version_b = template_version_b(template)
 
     sh(*CRUFT, "update", "--skip-apply-ask", cwd=project)
 
@@ -99,7 +101,7 @@ def test_cruft_update_brings_template_changes_and_keeps_user_edits(tmp_path):
     assert (project / "CHANGELOG.md").read_text(encoding="utf-8") == "# Changelog\n"
     assert json.loads((project / ".cruft.json").read_text(encoding="utf-8"))["commit"] == version_b
     # The hooks re-ran in cruft's scratch folders, not here: no stray files, no git operations.
-    status = sh("git", "status", "--porcelain", cwd=project)
+    status = sh("git", "status", "--porcelain", cwd=project).stdout
     assert {line[3:] for line in status.splitlines()} == {
         ".cruft.json",
         "CHANGELOG.md",
@@ -107,3 +109,44 @@ def test_cruft_update_brings_template_changes_and_keeps_user_edits(tmp_path):
     }
     assert not list(project.rglob("*.rej")), "the update left conflicts"
     sh(*CRUFT, "check", cwd=project)  # now up to date
+
+
+def generate_with_cookiecutter(template: Path, output: Path, **answers: str) -> Path:
+    """Plain ``cookiecutter``, the README's first command: the project, in a git repository, committed."""
+    sh(
+        COOKIECUTTER,
+        str(template),
+        "--no-input",
+        "-o",
+        str(output),
+        *(f"{k}={v}" for k, v in answers.items()),
+        cwd=output,
+    )
+    project = output / "digits-classifier"
+    sh("git", "init", "-q", "-b", "main", cwd=project)
+    commit_all(project, "generated")
+    return project
+
+
+def test_a_project_made_with_plain_cookiecutter_updates_with_cruft(tmp_path):
+    template, version_a = template_version_a(tmp_path)
+    project = generate_with_cookiecutter(template, tmp_path, logger="mlflow", ci="gitlab")
+    # The hook wrote what cruft create writes: the template, its commit, the answers.
+    state = json.loads((project / ".cruft.json").read_text(encoding="utf-8"))
+    assert (state["template"], state["commit"], state["directory"]) == (str(template), version_a, None)
+    answers = state["context"]["cookiecutter"]
+    assert (answers["logger"], answers["ci"], answers["_commit"]) == ("mlflow", "gitlab", version_a)
+    assert not {"_output_dir", "_repo_dir", "_checkout"} & set(answers), "this machine's folders"
+    sh(*CRUFT, "check", cwd=project)
+    config = edit_and_commit(project)
+    version_b = template_version_b(template)
+
+    sh(*CRUFT, "check", cwd=project, status=1)  # out of date
+    sh(*CRUFT, "update", "--skip-apply-ask", cwd=project)
+    updated = config.read_text(encoding="utf-8")
+    assert "# Template B was here." in updated, "the template's change did not arrive"
+    assert "batch_size: 32" in updated and "batch_size: 64" not in updated, "the user's edit was lost"
+    assert (project / "CHANGELOG.md").is_file() and (project / ".gitlab-ci.yml").is_file()
+    assert not (project / ".github").exists() and not list(project.rglob("*.rej"))
+    assert json.loads((project / ".cruft.json").read_text(encoding="utf-8"))["commit"] == version_b
+    sh(*CRUFT, "check", cwd=project)
