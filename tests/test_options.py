@@ -16,6 +16,7 @@ import json
 import re
 import shutil
 import subprocess
+import sys
 import tomllib
 from pathlib import Path
 
@@ -237,6 +238,34 @@ def test_ci_installs_cpu_torch_then_lints_and_tests(project, index):
     ]
     positions = [script.find(command) for command in order]
     assert -1 not in positions and positions == sorted(positions), script
+
+
+@pytest.mark.parametrize("ci", ["github", "gitlab"])
+def test_ci_validates_against_the_official_schema_and_updates_from_the_template_weekly(project, ci):
+    index = next(index for index, combination in enumerate(COMBINATIONS) if combination["ci"] == ci)
+    root = project(index)
+    if ci == "github":
+        files = sorted((root / ".github" / "workflows").glob("*.yml"))
+        schema = "vendor.github-workflows"
+        update = yaml.safe_load((root / ".github" / "workflows" / "template-update.yml").read_text())
+        assert [entry["cron"] for entry in update[True]["schedule"]] and "workflow_dispatch" in update[True]
+        steps = update["jobs"]["update"]["steps"]
+        script, request = steps[-2]["run"], steps[-1]
+        # The request is its own step, taken only when the script printed a branch.
+        assert request["if"] == "steps.update.outputs.branch != ''" and "gh pr create" in request["run"]
+    else:
+        files = [root / ".gitlab-ci.yml"]
+        schema = "vendor.gitlab-ci"
+        jobs = yaml.safe_load(files[0].read_text())
+        update = jobs["template-update"]
+        assert update["rules"] == [{"if": '$CI_PIPELINE_SOURCE == "schedule" && $TEMPLATE_UPDATE == "true"'}]
+        assert jobs["test"]["rules"] == [{"if": '$TEMPLATE_UPDATE != "true"'}]
+        script, request = "\n".join(update["script"][:-1]), update["script"][-1]
+        assert request.startswith('if [ -n "$branch" ]') and "merge_request.create" in request
+    assert "python scripts/update_from_template.py" in script and "cruft" in script
+    # Offline: the schemas come with check-jsonschema.
+    checker = Path(sys.executable).with_name("check-jsonschema")
+    run([str(checker), "--builtin-schema", schema, *map(str, files)], cwd=root)
 
 
 @pytest.mark.parametrize("index", range(len(COMBINATIONS)), ids=IDS)

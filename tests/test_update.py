@@ -4,7 +4,8 @@ Template version A is committed to a scratch git repository, a project is genera
 create``, or with plain ``cookiecutter``, whose hook links it), the user edits and commits a file, the
 template moves on to version B, and ``cruft update`` must bring B's change in while the user's edit survives.
 Both template versions are rendered again by cruft during the update, hooks included: they must be safe to
-re-run.
+re-run. The generated CI's scheduled job runs ``scripts/update_from_template.py``, which puts the update on a
+branch of its own, conflicts included; here against a local template and a local ``origin``.
 """
 
 from __future__ import annotations
@@ -150,3 +151,41 @@ def test_a_project_made_with_plain_cookiecutter_updates_with_cruft(tmp_path):
     assert not (project / ".github").exists() and not list(project.rglob("*.rej"))
     assert json.loads((project / ".cruft.json").read_text(encoding="utf-8"))["commit"] == version_b
     sh(*CRUFT, "check", cwd=project)
+
+
+def test_the_scheduled_job_puts_the_update_on_a_branch_conflicts_marked_and_proposes_it_once(tmp_path):
+    template, version_a = template_version_a(tmp_path)
+    project = generate_with_cookiecutter(template, tmp_path)
+    script = [sys.executable, "scripts/update_from_template.py"]
+    sh("git", "init", "-q", "--bare", str(tmp_path / "origin.git"), cwd=tmp_path)
+    sh("git", "remote", "add", "origin", str(tmp_path / "origin.git"), cwd=project)
+    sh("git", "push", "-q", "origin", "main", cwd=project)
+    up_to_date = sh(*script, cwd=project)
+    assert up_to_date.stdout == "" and "up to date" in up_to_date.stderr
+
+    edit_and_commit(project)  # batch_size 32, where the template's next version says 128
+    edited = sh("git", "rev-parse", "HEAD", cwd=project).stdout
+    version_b = template_version_b(template, batch_size="128")
+    proposed = sh(*script, cwd=project)
+    branch = f"template-update/{version_b[:12]}"
+    assert proposed.stdout == f"{branch}\n", proposed.stderr
+    assert sh("git", "branch", "--show-current", cwd=project).stdout.strip() == branch
+    assert sh("git", "status", "--porcelain", cwd=project).stdout == "", "everything is committed"
+    log = sh("git", "log", "--format=%s%n%b", "main..", cwd=project).stdout
+    assert log.startswith(f"Update from the project template: {version_a[:12]} -> {version_b[:12]}")
+    assert "configs/config.yaml" in log, "the commit lists the file to resolve"
+    config = (project / "configs" / "config.yaml").read_text(encoding="utf-8")
+    # The conflict is left for a person; the rest of the update arrived.
+    assert "<<<<<<<" in config and "batch_size: 32" in config and "batch_size: 128" in config
+    assert "# Template B was here." in config and (project / "CHANGELOG.md").is_file()
+    assert json.loads((project / ".cruft.json").read_text(encoding="utf-8"))["commit"] == version_b
+    assert "<<<<<<<" not in sh("git", "show", "main:configs/config.yaml", cwd=project).stdout
+
+    # As the CI job does, the branch goes to origin; the next scheduled run finds it there.
+    sh("git", "push", "-q", "origin", branch, cwd=project)
+    sh("git", "switch", "-q", "main", cwd=project)
+    sh("git", "branch", "-q", "-D", branch, cwd=project)  # a CI job's checkout has origin's branch only
+    again = sh(*script, cwd=project)
+    assert again.stdout == "" and f"{branch} exists already" in again.stderr
+    assert sh("git", "status", "--porcelain", cwd=project).stdout == ""
+    assert sh("git", "rev-parse", "HEAD", cwd=project).stdout == edited
