@@ -21,6 +21,7 @@ PROJECT = PACKAGE.parent
 PATCH_LIMIT = 1_000_000  # bytes of patch saved, in all
 UNTRACKED_LIMIT = 100_000  # bytes: a larger untracked file is listed, not saved
 GIT_TIMEOUT = 60  # seconds; a repository on a stalled network filesystem must not stall the run
+_warned: set[bytes] = set()  # the changes this process has warned about
 
 
 class GitError(Exception):
@@ -91,7 +92,8 @@ def check_committed(version: CodeVersion | None, setting: str) -> None:
         what = f"the code is not at a known commit ({version.why})"
     if setting == "refuse":
         sys.exit(f"error: uncommitted_code refuse: {what}; commit first, or set uncommitted_code: warn")
-    if version.dirty:
+    if version.dirty and version.patch not in _warned:  # a sweep's trials: once
+        _warned.add(version.patch)
         print(
             f"warning: {what}: the run saves them as a patch beside its provenance.json"
             " (uncommitted_code: refuse stops such runs)",
