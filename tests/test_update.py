@@ -143,6 +143,8 @@ def test_a_project_made_with_plain_cookiecutter_updates_with_cruft(tmp_path):
     version_b = template_version_b(template)
 
     sh(*CRUFT, "check", cwd=project, status=1)  # out of date
+    difference = sh(*CRUFT, "diff", cwd=project).stdout  # from the project to the template it came from
+    assert "\n-    batch_size: 32 " in difference and "\n+    batch_size: 64 " in difference
     sh(*CRUFT, "update", "--skip-apply-ask", cwd=project)
     updated = config.read_text(encoding="utf-8")
     assert "# Template B was here." in updated, "the template's change did not arrive"
