@@ -15,10 +15,11 @@ from pathlib import Path
 import processes
 import pytest
 import torch
-from conftest import MONITOR, checkpointed_runs, load_checkpoint, run_folders, run_train
+from conftest import MONITOR, PROJECT_ROOT, checkpointed_runs, load_checkpoint, run_folders, run_train
 from metrics import read_commit, read_scalars
 
-from {{ cookiecutter.package_name }}.infra.command.code_version import PACKAGE, PROJECT, UNTRACKED_LIMIT
+from {{ cookiecutter.package_name }}.infra.command import code_version
+from {{ cookiecutter.package_name }}.infra.command.code_version import PACKAGE, UNTRACKED_LIMIT
 
 SHORT = ("--trainer.max_epochs=1", "--trainer.limit_train_batches=2", "--trainer.limit_val_batches=1")
 IDENTITY = {
@@ -40,8 +41,8 @@ def copy_code(folder: Path) -> Path:
     """The project's code and configuration (no logs, data or caches), copied into ``folder``."""
     ignored = shutil.ignore_patterns("__pycache__", "*.pyc")
     shutil.copytree(PACKAGE, folder / PACKAGE.name, ignore=ignored)
-    shutil.copytree(PROJECT / "configs", folder / "configs")
-    shutil.copy(PROJECT / "train.py", folder)
+    shutil.copytree(PROJECT_ROOT / "configs", folder / "configs")
+    shutil.copy(PROJECT_ROOT / "train.py", folder)
     return folder
 
 
@@ -135,6 +136,21 @@ def test_uncommitted_changes_are_warned_about_once_and_saved_as_a_patch_that_app
     error = "error: uncommitted_code refuse: the code has uncommitted changes (train.py, "
     assert refused.stderr.strip().splitlines()[-1].startswith(error)
     assert not (tmp_path / "refused").exists() or not any((tmp_path / "refused").iterdir())
+
+
+def test_the_patch_keeps_within_its_limit_and_lists_what_it_left_out(repository, monkeypatch):
+    with open(repository / "train.py", "a", encoding="utf-8") as file:
+        file.write("# first\n")
+    (repository / PACKAGE.name / "helper.py").write_text("# second\n", encoding="utf-8")
+    whole = code_version.code_version(repository / PACKAGE.name)
+    assert whole.dirty and not whole.left_out and b"+# first" in whole.patch and b"+# second" in whole.patch
+    # A limit the first file's change fits in, and the second's does not.
+    monkeypatch.setattr(code_version, "PATCH_LIMIT", whole.patch.index(b"diff --git", 1))
+    bounded = code_version.code_version(repository / PACKAGE.name)
+    assert b"+# first" in bounded.patch and b"+# second" not in bounded.patch
+    assert len(bounded.patch) <= code_version.PATCH_LIMIT
+    limit = code_version.PATCH_LIMIT
+    assert bounded.left_out == [f"{PACKAGE.name}/helper.py (past the {limit:,}-byte limit of the patch)"]
 
 
 def test_a_run_outside_git_or_without_git_goes_on_and_records_why(repository, tmp_path):

@@ -17,7 +17,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[2]
-PROJECT = PACKAGE.parent
 PATCH_LIMIT = 1_000_000  # bytes of patch saved, in all
 UNTRACKED_LIMIT = 100_000  # bytes: a larger untracked file is listed, not saved
 GIT_TIMEOUT = 60  # seconds; a repository on a stalled network filesystem must not stall the run
@@ -51,7 +50,7 @@ class CodeVersion:
     why: str | None = None
 
 
-def git(*args: str, cwd: Path = PROJECT) -> bytes:
+def git(*args: str, cwd: Path) -> bytes:
     """What ``git <args>`` writes, run in ``cwd``; raises GitError if it fails."""
     # GIT_OPTIONAL_LOCKS=0: status must not take the index lock, which the user's own git may hold.
     env = {**os.environ, "GIT_OPTIONAL_LOCKS": "0"}
@@ -62,10 +61,12 @@ def git(*args: str, cwd: Path = PROJECT) -> bytes:
     return result.stdout
 
 
-def code_version() -> CodeVersion:
-    """The commit, branch and uncommitted changes of the project's code, or why they are not known."""
+def code_version(package: Path = PACKAGE) -> CodeVersion:
+    """The commit, branch and uncommitted changes of the project holding ``package``, or why not known."""
     try:
-        return changes(*git("rev-parse", "--show-toplevel", "HEAD", "--abbrev-ref", "HEAD").decode().split())
+        found = git("rev-parse", "--show-toplevel", "HEAD", "--abbrev-ref", "HEAD", cwd=package.parent)
+        top, commit, branch = found.decode().splitlines()
+        return changes(Path(top).resolve(), package, commit, branch)
     except FileNotFoundError:
         return CodeVersion(why="git is not installed")
     except subprocess.TimeoutExpired:
@@ -102,20 +103,20 @@ def check_committed(version: CodeVersion | None, setting: str) -> None:
         )
 
 
-def changes(top: str, commit: str, branch: str) -> CodeVersion:
-    """The uncommitted changes under the project folder of the repository at ``top``."""
+def changes(top: Path, package: Path, commit: str, branch: str) -> CodeVersion:
+    """The uncommitted changes in the project folder holding ``package``, in the repository at ``top``."""
     version = CodeVersion(commit=commit, branch=None if branch == "HEAD" else branch)
-    top_path = Path(top).resolve()
-    package = PACKAGE.relative_to(top_path).as_posix() + "/"
+    project, inside = package.parent, package.relative_to(top).as_posix() + "/"
     # Paths relative to the repository's top, NUL-terminated; a rename is followed by its old path.
-    entries = iter(git("status", "--porcelain=v1", "-z", "--untracked-files=all", "--", ".").split(b"\0"))
+    status = git("status", "--porcelain=v1", "-z", "--untracked-files=all", "--", ".", cwd=project)
+    entries = iter(status.split(b"\0"))
     tracked, untracked = [], []
     for entry in entries:
         if not entry:
             continue
         status, path = entry[:2].decode(), entry[3:].decode(errors="surrogateescape")
         if status == "??":
-            if path.startswith(package):
+            if path.startswith(inside):
                 untracked.append(path)
             continue
         tracked.append(path)
@@ -127,9 +128,9 @@ def changes(top: str, commit: str, branch: str) -> CodeVersion:
     if tracked:
         # Prefixes given: with a user's diff.noprefix or diff.mnemonicPrefix, git apply would misread it.
         prefixes = ("--src-prefix=a/", "--dst-prefix=b/")
-        diff = git("diff", "HEAD", "--no-color", "--no-ext-diff", *prefixes, "--", ".")
+        diff = git("diff", "HEAD", "--no-color", "--no-ext-diff", *prefixes, "--", ".", cwd=project)
         pieces = [b"diff --git " + piece for piece in re.split(rb"(?m)^diff --git ", diff) if piece]
-    pieces += [new_file(top_path, path, version.left_out) for path in untracked]
+    pieces += [new_file(top, path, version.left_out) for path in untracked]
     size = 0
     for piece in filter(None, pieces):
         path = piece.split(b"\n", 1)[0].decode(errors="replace").split(" b/", 1)[-1]
