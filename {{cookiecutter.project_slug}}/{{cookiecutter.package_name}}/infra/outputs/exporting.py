@@ -36,10 +36,12 @@ from jsonargparse import Namespace
 from torch import Tensor, nn
 
 from ..command.checks import read_checkpoint, reported_as_one_line
-from ..command.cli import build, default_config
+from ..command.cli import build
+from ..command.defaults import default_config
 from ..command.output import quiet_known_noise
 from ..command.record import recorded_data_args
 from ..command.resume import resolve_checkpoint
+from ..faults.signals import StopRequested, stops_raise
 from .export_inputs import example_inputs, flatten_outputs, input_names, output_names, signature
 from .staging import staged_folder
 
@@ -219,8 +221,18 @@ def trained_model(checkpoint: Path, train_options: list[str]) -> tuple[nn.Module
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Export, check every exported file against PyTorch, and write model.json."""
+    """Export, check every exported file against PyTorch, and write model.json; stop cleanly on a signal."""
     args, train_options = parse_args(argv)
+    try:
+        with stops_raise():
+            export(args, train_options)
+    except StopRequested as stop:
+        print(f"stopped by {stop}: nothing was written; run the same command again", file=sys.stderr)
+        sys.exit(128 + stop.signum)
+
+
+def export(args: argparse.Namespace, train_options: list[str]) -> None:
+    """Export, check every exported file against PyTorch, and write model.json."""
     if "onnx" in args.format:
         require_onnx()
     quiet_known_noise()

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from ..faults.checkpointing import current_umask, fsync_directory
+from ..faults.durable import current_umask, fsync_directory
 
 
 @contextmanager
