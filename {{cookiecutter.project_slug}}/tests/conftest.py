@@ -187,7 +187,7 @@ def cli(capfd: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch):
 
 
 def run_train(
-    *args: str, log_dir: Path, check: bool = True, env: dict[str, str] | None = None, timeout: float = 600
+    *args: str, log_dir: Path, check: bool = True, env: dict[str, str] | None = None, timeout: float = 1200
 ) -> Result:
     """Run ``python train.py <args>`` as a process of its own, with logs and checkpoints under ``log_dir``.
 

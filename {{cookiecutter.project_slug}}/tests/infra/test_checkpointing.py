@@ -97,7 +97,7 @@ def test_removals_and_links_queue_behind_a_slow_write_without_making_training_wa
 
     class SlowDisk(AtomicCheckpointIO):
         def write(self, checkpoint: dict[str, Any], file: BinaryIO) -> None:
-            disk_ready.wait(timeout=5)
+            disk_ready.wait(timeout=120)
             super().write(checkpoint, file)
             written.append(file.name)
 

@@ -5,11 +5,13 @@ The kills come from ``probes.py``, plugged into real ``train.py`` runs from the 
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import probes
@@ -112,7 +114,36 @@ def test_a_full_disk_stops_the_run_at_once_in_one_line_and_keeps_every_checkpoin
     assert max(logged_steps(read_scalars(run_dir))) <= 2 * BATCHES + 1
 
 
+@pytest.mark.slow
+def test_a_stop_signal_without_checkpointing_says_nothing_was_saved(tmp_path):
+    config = tmp_path / "no-checkpoints.yaml"
+    preemption = "{{ cookiecutter.package_name }}.infra.faults.preemption.PreemptionCheckpoint"
+    config.write_text(f"trainer:\n  enable_checkpointing: false\n  callbacks: [{preemption}]\n")
+    stop = probes.option("KillAt", epoch=1, batch=1, signal="SIGTERM")
+    options = (*short_run(), f"--config={config}", *stop)
+    killed = run_train(*options, log_dir=tmp_path, check=False, env=PROBES_ENV)
+    assert killed.returncode == 128 + signal.SIGTERM, killed.stderr
+    said = "stopped by SIGTERM: nothing was saved (checkpointing is off)"
+    assert killed.stderr.strip().splitlines()[-1] == said
+    assert not list(tmp_path.rglob("*.ckpt"))
+
+
 {% if cookiecutter.logger == "tensorboard" -%}
+def test_an_event_file_dated_in_the_future_does_not_make_a_resume_wait(tmp_path, monkeypatch, caplog):
+    from jsonargparse import Namespace
+
+    import {{ cookiecutter.package_name }}.infra.command.resume as resume
+
+    caplog.set_level(logging.INFO)
+    waited = []
+    monkeypatch.setattr(resume.time, "sleep", waited.append)
+    (tmp_path / f"events.out.tfevents.{int(time.time()) + 3600}.host.1.0").write_bytes(b"")
+    logger = Namespace(class_path="pytorch_lightning.loggers.TensorBoardLogger", init_args=Namespace())
+    resume.discard_logs_after(2, logger, tmp_path)
+    assert not waited or max(waited) <= resume.MAX_CLOCK_WAIT_S
+    assert "is dated 3600 s in the future" in caplog.text
+
+
 def test_a_resume_in_the_second_the_run_started_still_discards_the_replayed_steps(tmp_path):
     """TensorBoard reads event files in name order: the second each was created, then the process id."""
     from jsonargparse import Namespace
@@ -252,7 +283,7 @@ def test_a_requeue_signal_while_train_py_exits_does_not_fail_it():
         "runpy.run_path('train.py', run_name='__main__')\n"
     )
     result = subprocess.run(
-        [sys.executable, "-c", exiting], capture_output=True, text=True, timeout=120, cwd=PROJECT_ROOT
+        [sys.executable, "-c", exiting], capture_output=True, text=True, timeout=1200, cwd=PROJECT_ROOT
     )
     assert result.returncode == 0, result.stderr
     assert "usage: train.py" in result.stdout
@@ -277,7 +308,7 @@ def test_a_slurm_job_stuck_after_the_requeue_signal_is_requeued_anyway(scontrol,
     )
     env = {**os.environ, "SLURM_JOB_ID": "123", "SLURM_PROCID": "0"}
     result = subprocess.run(
-        [sys.executable, "-c", stuck], capture_output=True, text=True, timeout=30, cwd=PROJECT_ROOT, env=env
+        [sys.executable, "-c", stuck], capture_output=True, text=True, timeout=1200, cwd=PROJECT_ROOT, env=env
     )
     assert result.returncode == 128 + signal.SIGUSR1
     assert "has not stopped: requeuing from the last checkpoint" in result.stderr

@@ -66,6 +66,8 @@ def sweep(capfd: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch):
 def test_trials_are_runs_and_the_best_config_reproduces(sweep, cli, tmp_path):
     status, out, err = sweep("--trials=6", log_dir=tmp_path)
     assert status == 0, err
+    journal = tmp_path / f"{SWEEP['name']}.journal"
+    assert out.splitlines()[0] == f"study {SWEEP['name']} in {journal}: 0 trials done, 6 wanted"
     lines = trial_lines(out)
     assert sorted(lines) == list(range(6)) and "Warning" not in err, out + err
     finished = records(tmp_path)
@@ -138,7 +140,7 @@ def test_a_sweep_stopped_in_its_last_trial_resumes_it_and_ends_at_the_requested_
     # batch.
     stopped_at = probes.option("KillAt", hook="train", epoch=2, batch=0, signal=stop)
     worker = start_sweep(tmp_path, "--trials=3", epochs, *stopped_at)
-    out, stopped_err = worker.communicate(timeout=600)
+    out, stopped_err = worker.communicate(timeout=1200)
     first += out
     if stop == "SIGTERM":  # the trial saved where it was, and the worker queued it again on its way out
         assert worker.returncode == 128 + signal.SIGTERM, stopped_err

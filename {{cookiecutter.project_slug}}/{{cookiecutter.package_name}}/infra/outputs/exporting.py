@@ -125,6 +125,9 @@ def export_pt2(module: nn.Module, inputs: tuple[Tensor, ...], path: Path) -> str
     return "torch.export.export"
 
 
+EXPORTERS = {"onnx": export_onnx, "pt2": export_pt2}
+
+
 def run_exported(fmt: str, path: Path, inputs: tuple[Tensor, ...], names: list[str]) -> list[Tensor]:
     """The outputs of the exported file at ``path``, loaded back from disk, for ``inputs``."""
     if fmt == "onnx":
@@ -245,14 +248,13 @@ def export(args: argparse.Namespace, train_options: list[str]) -> None:
     ):
         sys.exit(f"error: --output_dir {output_dir}: holds more than an export; give a new or empty folder")
     module, state, samples = trained_model(checkpoint, train_options)
-    exporters = {"onnx": export_onnx, "pt2": export_pt2}
     results, failures = {}, []
     with staged_folder(output_dir) as staging, warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the exporters' deprecation notices are torch's, not this project's
         exported_with = tuple(value[: max(2, len(value) // 2)] for value in samples)
         results.update(keep_previous(output_dir, staging, file_sha256(checkpoint), args.format))
         for fmt in args.format:
-            exporter = exporters[fmt](module, exported_with, staging / FILES[fmt])
+            exporter = EXPORTERS[fmt](module, exported_with, staging / FILES[fmt])
             worst = check(fmt, staging / FILES[fmt], module, samples, args)
             results[fmt] = {"file": FILES[fmt], "exporter": exporter, "max_abs_error": worst["max_abs_error"]}
             if not worst["ratio"] <= 1:
