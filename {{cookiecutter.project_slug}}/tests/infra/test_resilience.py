@@ -5,13 +5,11 @@ The kills come from ``probes.py``, plugged into real ``train.py`` runs from the 
 
 from __future__ import annotations
 
-import logging
 import os
 import shutil
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import probes
@@ -130,6 +128,9 @@ def test_a_stop_signal_without_checkpointing_says_nothing_was_saved(tmp_path):
 
 {% if cookiecutter.logger == "tensorboard" -%}
 def test_an_event_file_dated_in_the_future_does_not_make_a_resume_wait(tmp_path, monkeypatch, caplog):
+    import logging
+    import time
+
     from jsonargparse import Namespace
 
     import {{ cookiecutter.package_name }}.infra.command.resume as resume
@@ -141,7 +142,7 @@ def test_an_event_file_dated_in_the_future_does_not_make_a_resume_wait(tmp_path,
     logger = Namespace(class_path="pytorch_lightning.loggers.TensorBoardLogger", init_args=Namespace())
     resume.discard_logs_after(2, logger, tmp_path)
     assert not waited or max(waited) <= resume.MAX_CLOCK_WAIT_S
-    assert "is dated 3600 s in the future" in caplog.text
+    assert "s in the future (a clock changed?)" in caplog.text
 
 
 def test_a_resume_in_the_second_the_run_started_still_discards_the_replayed_steps(tmp_path):
