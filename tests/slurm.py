@@ -118,7 +118,7 @@ class Cluster:
             # One munged serves every cluster of this machine; it outlives the test session.
             started = subprocess.run(["munged", "--force"], capture_output=True, text=True)
             # Test workers starting their clusters together both try: the one that loses uses the other's.
-            deadline = time.monotonic() + 10
+            deadline = time.monotonic() + 300
             while not munged_running():
                 if time.monotonic() > deadline:
                     raise RuntimeError(f"munged did not start: {started.stderr.strip()}")
@@ -128,7 +128,7 @@ class Cluster:
             log = (self.root / f"{daemon}.out").open("w")
             command = [daemon, "-D", "-f", str(self.root / "slurm.conf")]
             self.processes.append(subprocess.Popen(command, stdout=log, stderr=log, env=self.env))
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 300
         while "idle" not in self.command("sinfo", "-h", "-o", "%T", check=False).stdout:
             if time.monotonic() > deadline:
                 raise RuntimeError(f"SLURM did not come up:\n{self.logs()}")
@@ -136,14 +136,14 @@ class Cluster:
 
     def stop(self) -> None:
         self.command("scancel", "--full", "-u", "root", check=False)
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 120
         while self.command("squeue", "-h", check=False).stdout.strip() and time.monotonic() < deadline:
             time.sleep(0.5)
         for process in self.processes:
             process.terminate()
         for process in self.processes:
             try:
-                process.wait(timeout=30)
+                process.wait(timeout=120)
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
@@ -156,7 +156,7 @@ class Cluster:
         )
 
     def command(self, *args: str, check: bool = True, cwd: Path | None = None) -> subprocess.CompletedProcess:
-        result = subprocess.run(args, capture_output=True, text=True, env=self.env, cwd=cwd, timeout=60)
+        result = subprocess.run(args, capture_output=True, text=True, env=self.env, cwd=cwd, timeout=300)
         if check and result.returncode != 0:
             raise RuntimeError(f"{' '.join(args)} failed: {result.stderr.strip()}")
         return result
@@ -184,7 +184,7 @@ class Cluster:
         if time.monotonic() - first_seen >= 2:
             self.command("scontrol", "update", f"JobId={job_id}", "StartTime=now", check=False)
 
-    def wait(self, job_id: str, states: tuple[str, ...], timeout: float = 300) -> Job:
+    def wait(self, job_id: str, states: tuple[str, ...], timeout: float = 1200) -> Job:
         """Wait until the job is in one of ``states``, releasing it whenever it is requeued."""
         deadline = time.monotonic() + timeout
         while True:

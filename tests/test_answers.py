@@ -291,7 +291,7 @@ def test_literal_jinja_typed_at_the_prompt_renders_as_typed(tmp_path):
         capture_output=True,
         text=True,
         check=False,
-        timeout=120,
+        timeout=600,
     )
     assert result.returncode == 0, result.stdout + result.stderr
     check_project(

@@ -1,6 +1,6 @@
 """Entry point: ``python train.py`` fits with configs/config.yaml; ``python train.py --help`` for the rest."""
 
-from {{ cookiecutter.package_name }}.infra.faults.signals import catch_stop_signals, ignore_requeue_signal
+from {{ cookiecutter.package_name }}.infra.faults.signals import catch_stop_signals, settle_for_exit
 
 if __name__ == "__main__":
     # Before PyTorch loads (seconds), so that a stop signal arriving meanwhile is acted on, not fatal.
@@ -10,4 +10,4 @@ if __name__ == "__main__":
     try:
         main()
     finally:
-        ignore_requeue_signal()  # the run is over: a time-limit signal must not fail it while it exits
+        settle_for_exit()  # the run is over: a signal now must neither fail it nor print a traceback

@@ -191,7 +191,7 @@ def run_train(
     log_dir: Path,
     check: bool = True,
     env: dict[str, str] | None = None,
-    timeout: float = 600,
+    timeout: float = 1200,
     project: Path = PROJECT_ROOT,
 ) -> Result:
     """Run ``python train.py <args>`` as a process of its own, with logs and checkpoints under ``log_dir``.

@@ -161,7 +161,7 @@ def test_processes_downloading_at_once_share_one_download(fake_root, mirrors, tm
     for process in processes:
         process.start()
     for process in processes:
-        process.join(timeout=120)
+        process.join(timeout=1200)
     assert [process.exitcode for process in processes] == [0, 0]
     assert Counter(mirrors.requests) == Counter(f"/slow/{name}" for name in checksums)
     assert all((tmp_path / "data" / name).read_bytes() == mirrors.files[name] for name in checksums)

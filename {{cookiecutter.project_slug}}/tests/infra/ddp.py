@@ -28,7 +28,7 @@ def start_rank(
 
 
 def run_ddp(
-    *args: str, log_dir: Path, check: bool = True, env: dict[str, str] | None = None, timeout: float = 300
+    *args: str, log_dir: Path, check: bool = True, env: dict[str, str] | None = None, timeout: float = 1200
 ) -> Result:
     """``train.py <args>`` as a DDP run of two processes (``start_rank``), to its end; ``check`` as in
     ``run_train``.

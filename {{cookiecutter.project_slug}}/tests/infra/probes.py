@@ -8,6 +8,8 @@ lost node or ``kill -9`` arriving at that point.
 
 from __future__ import annotations
 
+import atexit
+import errno
 import io
 import json
 import os
@@ -18,6 +20,7 @@ from typing import Any, BinaryIO
 import pytorch_lightning as pl
 import torch
 from pytorch_lightning.callbacks import Callback
+from pytorch_lightning.utilities.exceptions import MisconfigurationException
 
 from {{ cookiecutter.package_name }}.infra.faults.checkpointing import AtomicCheckpointIO
 from {{ cookiecutter.package_name }}.infra.outputs.batches import split_batch
@@ -27,7 +30,7 @@ SIGNALS = {name: getattr(signal, name) for name in ("SIGKILL", "SIGTERM", "SIGIN
 
 def option(kind: str, **init_args: object) -> list[str]:
     """The command-line options that add ``kind`` from here to a run: the checkpoint plugin or a callback."""
-    if kind == "KillDuringWrite":
+    if kind in ("KillDuringWrite", "DiskFullAt"):
         options = [f"--trainer.plugins=probes.{kind}"]
         return options + [f"--trainer.plugins.init_args.{key}={value}" for key, value in init_args.items()]
     options = [f"--trainer.callbacks+=probes.{kind}"]
@@ -35,21 +38,35 @@ def option(kind: str, **init_args: object) -> list[str]:
 
 
 class KillAt(Callback):
-    """Sends ``signal`` to this process at batch ``batch`` of ``hook`` (train or validation) in ``epoch``.
+    """Sends ``signal`` (``times`` in a row) to this process at batch ``batch`` of ``hook`` in ``epoch``.
 
-    The checkpoints asked for before that point are on disk first: they are written in the background, and
-    a kill that lands while one is being written is ``KillDuringWrite``'s case.
+    ``hook`` is a loop (``train``, ``validation``, ``test``, ``predict``), or ``setup``: before any loop
+    starts. The checkpoints asked for before that point are on disk first: they are written in the
+    background, and a kill that lands while one is being written is ``KillDuringWrite``'s case.
     """
 
-    def __init__(self, hook: str = "train", epoch: int = 1, batch: int = 2, signal: str = "SIGKILL") -> None:
-        self.hook, self.epoch, self.batch, self.signal = hook, epoch, batch, SIGNALS[signal]
+    def __init__(
+        self, hook: str = "train", epoch: int = 1, batch: int = 2, signal: str = "SIGKILL", times: int = 1
+    ) -> None:
+        self.hook, self.epoch, self.batch = hook, epoch, batch
+        self.signal, self.times = SIGNALS[signal], times
 
     def _maybe_kill(self, trainer: pl.Trainer, hook: str, batch_idx: int) -> None:
         chosen = (hook, trainer.current_epoch, batch_idx) == (self.hook, self.epoch, self.batch)
         if chosen and trainer.is_global_zero and not trainer.sanity_checking:
             if isinstance(trainer.strategy.checkpoint_io, AtomicCheckpointIO):
                 trainer.strategy.checkpoint_io.wait()
-            os.kill(os.getpid(), self.signal)
+            for _ in range(self.times):
+                os.kill(os.getpid(), self.signal)
+
+    def setup(self, trainer: pl.Trainer, module: Any, stage: str) -> None:
+        self._maybe_kill(trainer, "setup", 0)
+
+    def on_test_batch_end(self, trainer: pl.Trainer, module: Any, *args: Any, **kwargs: Any) -> None:
+        self._maybe_kill(trainer, "test", args[2])
+
+    def on_predict_batch_end(self, trainer: pl.Trainer, module: Any, *args: Any, **kwargs: Any) -> None:
+        self._maybe_kill(trainer, "predict", args[2])
 
     def on_train_batch_end(
         self, trainer: pl.Trainer, module: Any, outputs: Any, batch: Any, batch_idx: int
@@ -122,6 +139,43 @@ class KillDuringWrite(AtomicCheckpointIO):
             os.fsync(file.fileno())
             os.kill(os.getpid(), signal.SIGKILL)
         super().write(checkpoint, file)
+
+
+class DiskFullAt(AtomicCheckpointIO):
+    """Fails the ``write``-th checkpoint file of the run, and every one after, as a full disk does."""
+
+    def __init__(self, write: int = 2) -> None:
+        super().__init__()
+        self.fail_from, self.written = write, 0
+
+    def write(self, checkpoint: dict[str, Any], file: BinaryIO) -> None:
+        self.written += 1
+        if self.written >= self.fail_from:
+            file.write(b"\0" * 1000)
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        super().write(checkpoint, file)
+
+
+class SignalAtExit(Callback):
+    """Sends ``signal`` to this process as it exits (from an exit handler): a Ctrl-C pressed again then."""
+
+    def __init__(self, signal: str = "SIGINT") -> None:
+        self.signal = SIGNALS[signal]
+
+    def setup(self, trainer: pl.Trainer, module: Any, stage: str) -> None:
+        atexit.register(lambda: (os.kill(os.getpid(), self.signal), time.sleep(1)))
+
+
+class FailOnce(Callback):
+    """Fails the run as missing data would, once: the first run that finds no file at ``path`` writes it."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def on_train_start(self, trainer: pl.Trainer, module: Any) -> None:
+        if not os.path.exists(self.path):
+            open(self.path, "w").close()
+            raise MisconfigurationException(f"data folder {self.path}: the disk is not mounted")
 
 
 class Throughput(Callback):

@@ -59,8 +59,9 @@ def trial_lines(output: str) -> dict[int, str]:
 
 
 def records(log_dir: Path) -> list[dict]:
-    """The trial.yaml of every trial's run folder."""
-    return [{**yaml.safe_load(path.read_text()), "run": path.parent} for path in log_dir.rglob("trial.yaml")]
+    """The trial.yaml of every finished trial's run folder (a trial's starts as a RUNNING one)."""
+    found = [{**yaml.safe_load(path.read_text()), "run": path.parent} for path in log_dir.rglob("trial.yaml")]
+    return [record for record in found if record["state"] != "RUNNING"]
 
 
 def best_value(scalars: dict, metric: str) -> float:
@@ -74,11 +75,11 @@ def start_sweep(log_dir: Path, *args: str) -> processes.Process:
     return processes.start(PROJECT_ROOT / "sweep.py", sweep_args(log_dir, *args), PROJECT_ROOT, PROBES_ENV)
 
 
-def assert_six_trials_each_once(log_dir: Path) -> None:
-    """The study has six finished trials and none left running; each finished one has its trial.yaml."""
+def assert_trials_each_once(log_dir: Path, count: int) -> None:
+    """The study has ``count`` finished trials and none left running; each finished one has its trial.yaml."""
     trials = study(log_dir).get_trials()
     done = [trial for trial in trials if trial.state in (TrialState.COMPLETE, TrialState.PRUNED)]
-    assert len(done) == 6 and not [trial for trial in trials if trial.state == TrialState.RUNNING]
+    assert len(done) == count and not [trial for trial in trials if trial.state == TrialState.RUNNING]
     finished = {record["trial"]: record for record in records(log_dir)}
     assert sorted(finished) == sorted(trial.number for trial in done)
 

@@ -5,6 +5,8 @@ filed under Lightning's keys.
 
 from __future__ import annotations
 
+import errno
+import os
 import threading
 from typing import Any, BinaryIO
 
@@ -14,7 +16,8 @@ import torch
 from conftest import load_checkpoint
 
 from {{ cookiecutter.package_name }}.infra.command.profiling import FixedStateKey
-from {{ cookiecutter.package_name }}.infra.faults.checkpointing import AtomicCheckpointIO, ModelCheckpoint, current_umask
+from {{ cookiecutter.package_name }}.infra.faults.checkpointing import AtomicCheckpointIO, ModelCheckpoint
+from {{ cookiecutter.package_name }}.infra.faults.durable import current_umask
 from {{ cookiecutter.package_name }}.infra.faults.early_stopping import ResumableEarlyStopping
 from {{ cookiecutter.package_name }}.infra.faults.random_state import RandomStateCheckpoint
 
@@ -24,7 +27,7 @@ class FailingCheckpointIO(AtomicCheckpointIO):
 
     def write(self, checkpoint: dict[str, Any], file: BinaryIO) -> None:
         file.write(b"\0" * 1000)
-        raise OSError(28, "No space left on device")
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
 
 def test_failed_write_leaves_the_previous_checkpoint(tmp_path):
@@ -40,6 +43,21 @@ def test_failed_write_leaves_the_previous_checkpoint(tmp_path):
     assert load_checkpoint(target)["epoch"] == 1
     assert [path.name for path in tmp_path.iterdir()] == ["last.ckpt"]
     assert target.stat().st_mode & 0o777 == 0o666 & ~current_umask()
+
+
+def test_a_failed_write_cancels_the_removals_after_it(tmp_path):
+    """Lightning removes the old best once the new best is saved: not if that save failed."""
+    old_best, new_best = tmp_path / "best-epoch=000.ckpt", tmp_path / "best-epoch=001.ckpt"
+    writer = AtomicCheckpointIO()
+    writer.save_checkpoint({"epoch": 0, "weight": torch.ones(3)}, old_best)
+    writer.teardown()
+    failing = FailingCheckpointIO()
+    failing.save_checkpoint({"epoch": 1, "weight": torch.zeros(3)}, new_best)
+    failing.remove_checkpoint(old_best)
+    with pytest.raises(OSError, match=f"could not write checkpoint {new_best}: No space left on device"):
+        failing.teardown()
+    assert failing.failure is not None and "MiB free there" in str(failing.failure)
+    assert load_checkpoint(old_best)["epoch"] == 0 and not new_best.exists()
 
 
 def test_no_name_is_given_to_a_write_that_failed(tmp_path):
@@ -79,7 +97,7 @@ def test_removals_and_links_queue_behind_a_slow_write_without_making_training_wa
 
     class SlowDisk(AtomicCheckpointIO):
         def write(self, checkpoint: dict[str, Any], file: BinaryIO) -> None:
-            disk_ready.wait(timeout=5)
+            disk_ready.wait(timeout=120)
             super().write(checkpoint, file)
             written.append(file.name)
 

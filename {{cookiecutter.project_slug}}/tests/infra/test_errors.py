@@ -166,3 +166,35 @@ def test_weights_of_another_shape_are_named(last_checkpoint):
     with pytest.raises(SystemExit, match=rf"of another shape \(e\.g\. {re.escape(name)}\)"):
         check_weights_fit(model, resized, str(last_checkpoint))
     check_weights_fit(model, weights, str(last_checkpoint))
+
+
+def test_best_is_found_when_last_cannot_be_read(cli, logs, last_checkpoint, tmp_path):
+    best = next(path for path in last_checkpoint.parent.glob("*.ckpt") if path != last_checkpoint)
+    last_checkpoint.write_bytes(last_checkpoint.read_bytes()[:4096])  # a copy cut short
+    result = cli("test", "--ckpt_path=best", log_dir=logs)
+    assert f"the best is {best.name}, the one other there" in result.stderr
+    assert f"Restoring states from the checkpoint path at {best}" in result.stdout + result.stderr
+    # With two candidates, nothing says which is the best: one line asks to name it.
+    shutil.copy(best, best.with_name("other.ckpt"))
+    result = cli("test", "--ckpt_path=best", log_dir=logs, check=False)
+    assert_refused(result, f"error: --ckpt_path best: {last_checkpoint}, which records the best checkpoint,")
+    assert "give one with --ckpt_path" in result.stderr
+
+
+def test_hyperparameters_that_do_not_fit_the_model_are_named(cli, logs, last_checkpoint, tmp_path):
+    checkpoint = load_checkpoint(last_checkpoint)
+    checkpoint["hyper_parameters"]["no_such_argument"] = 3
+    torch.save(checkpoint, other := tmp_path / "other-version.ckpt")
+    before = snapshot(logs)
+    result = cli("test", f"--ckpt_path={other}", log_dir=logs, check=False)
+    assert_refused(result, f"error: --ckpt_path {other}: its hyperparameters do not fit")
+    assert "no_such_argument" in result.stderr.strip().splitlines()[-1]
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert snapshot(logs) == before
+
+
+def test_a_run_folder_that_cannot_be_made_is_named(cli, tmp_path):
+    (tmp_path / "a-file").write_text("not a folder")
+    result = cli("fit", log_dir=tmp_path / "a-file" / "logs", check=False)
+    assert_refused(result, "error: cannot write run folders in")
+    assert "trainer.logger.init_args.save_dir" in result.stderr

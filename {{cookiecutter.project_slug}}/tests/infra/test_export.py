@@ -2,7 +2,9 @@
 
 import hashlib
 import json
+import os
 import re
+import signal
 import subprocess
 import sys
 import textwrap
@@ -86,7 +88,7 @@ def test_both_formats_run_in_a_fresh_process_and_match_pytorch(
             assert entry["dtype"] == str(value.dtype).removeprefix("torch.")
             assert entry["shape"] == ["batch", *value.shape[1:]]
         torch.save(batch, tmp_path / "inputs.pt")
-        subprocess.run([sys.executable, "-c", CONSUMER, str(tmp_path)], check=True, timeout=300)
+        subprocess.run([sys.executable, "-c", CONSUMER, str(tmp_path)], check=True, timeout=1200)
         outputs = torch.load(tmp_path / "outputs.pt")
         with torch.no_grad():
             expected = flatten_outputs(module(*batch))
@@ -187,3 +189,25 @@ def test_export_of_a_truncated_or_foreign_checkpoint_names_it(run, tmp_path):
     with pytest.raises(SystemExit, match="foreign.ckpt: its weights do not fit"):
         export.main([f"--ckpt_path={foreign_path}", "--format=pt2", out, *TEST_ARGS])
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("name", ["SIGTERM", "SIGINT"])
+def test_a_stop_signal_mid_export_writes_nothing_and_says_so(run, tmp_path, monkeypatch, capsys, name):
+    checkpoint = run / "checkpoints" / "last.ckpt"
+    output_dir = tmp_path / "export"
+    export.main([f"--ckpt_path={checkpoint}", "--format=pt2", f"--output_dir={output_dir}", *TEST_ARGS])
+    previous = contents(output_dir)
+    export_pt2 = export.export_pt2
+
+    def stopped_while_exporting(*args):
+        os.kill(os.getpid(), signal.Signals[name])
+        return export_pt2(*args)
+
+    monkeypatch.setitem(export.EXPORTERS, "pt2", stopped_while_exporting)
+    with pytest.raises(SystemExit) as stopped:
+        export.main([f"--ckpt_path={checkpoint}", "--format=pt2", f"--output_dir={output_dir}", *TEST_ARGS])
+    assert stopped.value.code == 128 + signal.Signals[name]
+    said = capsys.readouterr().err.strip().splitlines()[-1]
+    assert said == f"stopped by {name}: nothing was written; run the same command again"
+    assert contents(output_dir) == previous
+    assert sorted(tmp_path.iterdir()) == [output_dir], "no temporary folder is left behind"

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import probes
 import pytest
+import pytorch_lightning as pl
 from conftest import (
     PROBES_ENV,
     PROJECT_ROOT,
@@ -25,6 +26,7 @@ from conftest import (
     run_train,
 )
 from metrics import REPLAYED_STEPS_DISCARDED, RESUME_CONTINUES_RUN, read_scalars
+from pytorch_lightning.utilities.exceptions import MisconfigurationException
 
 from {{ cookiecutter.package_name }}.infra.command.claims import (
     LOCK_FILE,
@@ -185,3 +187,17 @@ def test_best_is_found_beside_last_after_the_run_moved(trained_run, tmp_path):
     (run,) = checkpointed_runs(moved)
     best = best_checkpoint(run / "checkpoints" / "last.ckpt")
     assert best.parent == run / "checkpoints" and best.is_file()
+
+
+class FailsToBuild(pl.LightningModule):
+    """A model whose constructor refuses its settings, as a model does when given a bad one."""
+
+    def __init__(self) -> None:
+        raise MisconfigurationException("model.init_args: a setting this model refuses")
+
+
+def test_a_run_that_fails_before_it_starts_leaves_no_folder(cli, tmp_path):
+    logs = tmp_path / "new-logs"
+    result = cli("fit", f"--model={__name__}.FailsToBuild", log_dir=logs, check=False)
+    assert result.returncode == 1 and "a setting this model refuses" in result.stderr.strip().splitlines()[-1]
+    assert not logs.exists(), sorted(str(path) for path in logs.rglob("*"))

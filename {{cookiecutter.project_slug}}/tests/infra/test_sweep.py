@@ -16,13 +16,14 @@ from pathlib import Path
 
 import probes
 import pytest
-from conftest import PROJECT_ROOT, checkpointed_runs, logged_steps, run_in_process
+import yaml
+from conftest import CONFIG, PROJECT_ROOT, checkpointed_runs, logged_steps, run_in_process
 from metrics import read_scalars
 from sweeps import (
     KEY,
     SWEEP,
     TINY,
-    assert_six_trials_each_once,
+    assert_trials_each_once,
     best_value,
     readme_commands,
     records,
@@ -65,6 +66,8 @@ def sweep(capfd: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch):
 def test_trials_are_runs_and_the_best_config_reproduces(sweep, cli, tmp_path):
     status, out, err = sweep("--trials=6", log_dir=tmp_path)
     assert status == 0, err
+    journal = tmp_path / f"{SWEEP['name']}.journal"
+    assert out.splitlines()[0] == f"study {SWEEP['name']} in {journal}: 0 trials done, 6 wanted"
     lines = trial_lines(out)
     assert sorted(lines) == list(range(6)) and "Warning" not in err, out + err
     finished = records(tmp_path)
@@ -82,6 +85,10 @@ def test_trials_are_runs_and_the_best_config_reproduces(sweep, cli, tmp_path):
     (checkpoint,) = (run / "checkpoints").glob("best-*.ckpt")
     cli("test", f"--ckpt_path={checkpoint}", *TINY[1:], log_dir=tmp_path / "test")
     config = tmp_path / f"{SWEEP['name']}-best.yaml"
+    # The hardware is the project's, not that of the one device each trial ran on.
+    best_config = yaml.safe_load(config.read_text())
+    for key in ("accelerator", "devices", "strategy", "num_nodes", "precision"):
+        assert best_config["trainer"][key] == CONFIG["trainer"][key], key
     again = tmp_path / "again"
     options = [f"--config={config}", f"--trainer.logger.init_args.save_dir={again}"]
     assert run_in_process(["fit", *options, "--trainer.enable_progress_bar=false"]) == 0
@@ -122,23 +129,26 @@ def test_bad_input_is_one_line(sweep, tmp_path, change, error):
 # The sweeps continued or run alongside are in this process: a process of their own would prove nothing more.
 @pytest.mark.slow
 @pytest.mark.parametrize("stop", ["SIGKILL", "SIGTERM"])  # a machine gone; a kill or preemption
-def test_a_sweep_stopped_mid_trial_resumes_it_and_ends_at_the_requested_count(sweep, recwarn, tmp_path, stop):
+def test_a_sweep_stopped_in_its_last_trial_resumes_it_and_ends_at_the_requested_count(
+    sweep, recwarn, tmp_path, stop
+):
     epochs = "--trainer.max_epochs=4"
     status, first, err = sweep("--trials=2", epochs, log_dir=tmp_path)
     assert status == 0, err
-    # The next trial is stopped in its third epoch, past its first checkpoints. A stop signal is acted on at
-    # the next batch, or when the last epoch starts if that was the epoch's last batch.
+    # The next trial, the last one asked for, is stopped in its third epoch, past its first checkpoints. A
+    # stop signal is acted on at the next batch, or when the last epoch starts if that was the epoch's last
+    # batch.
     stopped_at = probes.option("KillAt", hook="train", epoch=2, batch=0, signal=stop)
-    worker = start_sweep(tmp_path, "--trials=6", epochs, *stopped_at)
-    out, stopped_err = worker.communicate(timeout=300)
+    worker = start_sweep(tmp_path, "--trials=3", epochs, *stopped_at)
+    out, stopped_err = worker.communicate(timeout=1200)
     first += out
     if stop == "SIGTERM":  # the trial saved where it was, and the worker queued it again on its way out
         assert worker.returncode == 128 + signal.SIGTERM, stopped_err
         assert f"stopped by SIGTERM: {STOPPED_HINT}" in stopped_err.splitlines()
-    status, second, err = sweep("--trials=6", epochs, log_dir=tmp_path)
+    status, second, err = sweep("--trials=3", epochs, log_dir=tmp_path)
     assert status == 0, err
     assert not set(trial_lines(first)) & set(trial_lines(second))
-    assert_six_trials_each_once(tmp_path)
+    assert_trials_each_once(tmp_path, 3)
     trials = study(tmp_path).trials
     (rerun,) = [trial for trial in trials if "rerun_of" in trial.user_attrs]
     stopped = trials[rerun.user_attrs["rerun_of"]]
@@ -182,16 +192,16 @@ def test_a_stop_signal_after_a_trials_last_batch_stops_the_sweep_before_the_next
 def test_two_workers_share_one_study(sweep, tmp_path):
     # Trials of 20 epochs: this worker starts well before the other could run them all.
     other = start_sweep(tmp_path, "--trials=6", "--trainer.max_epochs=20")
-    deadline = time.monotonic() + 120
+    deadline = time.monotonic() + 600
     while not started(tmp_path):
         assert other.poll() is None and time.monotonic() < deadline, other.communicate()
         time.sleep(0.05)  # the other worker runs its first trial: this one starts with the second
     status, out, err = sweep("--trials=6", log_dir=tmp_path)
-    others_out, others_err = other.communicate(timeout=300)
+    others_out, others_err = other.communicate(timeout=1200)
     assert (status, other.returncode) == (0, 0), err + others_err
     numbers = [set(trial_lines(out)), set(trial_lines(others_out))]
     assert numbers[0] and numbers[1] and not numbers[0] & numbers[1], out + others_out
-    assert_six_trials_each_once(tmp_path)
+    assert_trials_each_once(tmp_path, 6)
 
 
 @pytest.mark.slow
@@ -206,3 +216,69 @@ def test_the_readme_commands_run(sweep, cli, tmp_path):
         elif words[:2] == ["python", "train.py"]:
             args = words[2:] if words[2:3] and not words[2].startswith("-") else ["fit", *words[2:]]
             cli(*args, *TINY, log_dir=tmp_path / "train")
+
+
+def one_trial(sweep, log_dir: Path, *args: str) -> tuple[int, str, str]:
+    return sweep("--trials=1", "--trainer.max_epochs=1", *args, log_dir=log_dir)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("change", ["range", "metric"])
+def test_a_study_refuses_another_search_in_one_line(sweep, tmp_path, change):
+    status, _, err = one_trial(sweep, tmp_path)
+    assert status == 0, err
+    spec = SWEEP["params"][KEY]
+    if change == "range":
+        moved = {**spec, "high": spec["high"] * 2} if "high" in spec else {"choices": spec["choices"][:1]}
+        other, said = sweep_config(tmp_path, params={**SWEEP["params"], KEY: moved}), KEY
+    else:
+        other, said = sweep_config(tmp_path, metric="val/other"), "metric"
+    status, out, err = sweep(f"--sweep={other}", "--trials=2", log_dir=tmp_path)
+    last = err.strip().splitlines()[-1]
+    assert status == 1 and last.startswith(f"error: study {SWEEP['name']} was started with {said} "), err
+    assert f"and {other} now has {said} " in last and "--name" in last
+    assert len(study(tmp_path).trials) == 1, "no trial of the other search was run"
+
+
+@pytest.mark.slow
+def test_a_new_study_never_uses_an_old_studys_trial_folders(sweep, tmp_path):
+    status, _, err = one_trial(sweep, tmp_path)
+    assert status == 0, err
+    (old,) = records(tmp_path)
+    (tmp_path / f"{SWEEP['name']}.journal").unlink()  # starting over, the natural way
+    status, out, err = one_trial(sweep, tmp_path)
+    if CONFIG["trainer"]["logger"]["class_path"].endswith(("TensorBoardLogger", "CSVLogger")):
+        # These name a trial's folder trial_N: the new trial 0 would write, and resume, the old one's.
+        last = err.strip().splitlines()[-1]
+        assert status == 1 and last.startswith(f"error: run folder {old['run']} "), err
+        assert "holds a run of another study" in err
+    else:  # run ids name the folders: the new trial has its own
+        assert status == 0, err
+        (new,) = [record for record in records(tmp_path) if record["study_id"] != old["study_id"]]
+        assert new["run"] != old["run"]
+    assert yaml.safe_load((old["run"] / "trial.yaml").read_text())["study_id"] == old["study_id"]
+
+
+@pytest.mark.slow
+def test_a_half_written_journal_entry_is_dropped_and_the_study_goes_on(sweep, tmp_path):
+    status, _, err = one_trial(sweep, tmp_path)
+    assert status == 0, err
+    journal = tmp_path / f"{SWEEP['name']}.journal"
+    with journal.open("a") as file:
+        file.write('{"op_code": 5, "worker_id": "a-worker-killed-mid-wr')  # no end, no newline
+    status, out, err = sweep("--trials=2", "--trainer.max_epochs=1", log_dir=tmp_path)
+    assert status == 0, err
+    assert f"study journal {journal}: dropped a half-written last entry" in out
+    assert_trials_each_once(tmp_path, 2)
+
+
+@pytest.mark.slow
+def test_a_trial_that_failed_not_by_its_values_runs_again_with_them(sweep, tmp_path):
+    fail_once = probes.option("FailOnce", path=tmp_path / "failed-once")
+    status, out, err = one_trial(sweep, tmp_path, *fail_once)
+    assert status == 1 and "the disk is not mounted" in err.strip().splitlines()[-1], err
+    status, out, err = one_trial(sweep, tmp_path, *fail_once)
+    assert status == 0, err
+    failed, rerun = study(tmp_path).trials
+    assert rerun.user_attrs["rerun_of"] == failed.number and rerun.params == failed.params
+    assert f"study {SWEEP['name']}: 1 complete, 1 interrupted (1 wanted)" in out

@@ -74,11 +74,37 @@ def test_a_run_that_early_stopping_ended_trains_on_when_resumed(monkeypatch):
     assert stopper.wait_count == 2
 
 
-def test_resume_without_a_checkpoint_says_so(cli, tmp_path):
-    result = cli("fit", "--ckpt_path=last", log_dir=tmp_path, check=False)
+@pytest.mark.parametrize("which", ["last", "best"])
+def test_resume_without_a_checkpoint_says_so(cli, tmp_path, which):
+    result = cli("fit", f"--ckpt_path={which}", log_dir=tmp_path, check=False)
     assert result.returncode != 0
-    assert "no checkpoint found" in result.stderr
+    said = result.stderr.strip().splitlines()[-1]
+    assert said.startswith(f"error: --ckpt_path {which}: no run with checkpoints in {tmp_path}"), said
     assert not any(tmp_path.iterdir())
+
+
+@pytest.mark.slow
+def test_a_resumed_run_with_a_new_length_follows_its_new_schedule(cli, tmp_path):
+    """Extended from 2 to 4 epochs, a run's learning rates are those of a run of 4 epochs from the start."""
+    cli("fit", "--trainer.max_epochs=2", log_dir=tmp_path / "extended")
+    cli("fit", "--ckpt_path=last", "--trainer.max_epochs=4", log_dir=tmp_path / "extended")
+    cli("fit", "--trainer.max_epochs=4", log_dir=tmp_path / "whole")
+    extended, whole = (read_scalars(checkpointed_runs(tmp_path / name)[-1]) for name in ("extended", "whole"))
+    rates = [tag for tag in whole if tag.startswith("lr-")]
+    if not rates:
+        pytest.skip("no learning rate is logged (a LearningRateMonitor and a scheduler log one)")
+    for tag in rates:
+        # The resumed epochs, 2 and 3, by the schedule of 4 epochs (with the old one: 0, then rising).
+        resumed, expected = ([value for _, value in scalars[tag]][-2:] for scalars in (extended, whole))
+        assert resumed == pytest.approx(expected, rel=1e-6), tag
+
+
+def test_a_logs_folder_whose_name_has_glob_characters_resumes(cli, tmp_path):
+    logs = tmp_path / "logs [v1]*"
+    cli("fit", "--trainer.max_epochs=1", "--trainer.limit_train_batches=2", log_dir=logs)
+    cli("fit", "--ckpt_path=last", "--trainer.max_epochs=2", "--trainer.limit_train_batches=2", log_dir=logs)
+    newest = max(checkpointed_runs(logs), key=lambda run: (run / "checkpoints" / "last.ckpt").stat().st_mtime)
+    assert load_checkpoint(newest / "checkpoints" / "last.ckpt")["epoch"] == 1
 
 
 def test_default_config_is_found_from_any_directory(cli, tmp_path):

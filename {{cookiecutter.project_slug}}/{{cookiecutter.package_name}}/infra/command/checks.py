@@ -17,6 +17,8 @@ import torch
 from pytorch_lightning.cli import LightningArgumentParser
 from pytorch_lightning.utilities.exceptions import MisconfigurationException
 
+from ..faults.checkpointing import CheckpointWriteError
+
 
 class ConciseParser(LightningArgumentParser):
     """One usage line with an error, not every option (``--help`` lists them); class arguments' in one line.
@@ -115,7 +117,7 @@ def reported_as_one_line() -> Iterator[None]:
     """
     try:
         yield
-    except (FloatingPointError, MisconfigurationException) as error:
+    except (FloatingPointError, MisconfigurationException, CheckpointWriteError) as error:
         sys.exit(f"error: {error}")
     except ValueError as error:
         # jsonargparse wraps what a class raises while it is instantiated from the config.

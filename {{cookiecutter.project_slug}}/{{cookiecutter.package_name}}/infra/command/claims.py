@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import sys
@@ -26,6 +27,7 @@ RANK_VARIABLES = ("RANK", "LOCAL_RANK", "SLURM_PROCID")  # torchrun, Lightning's
 
 _held: dict[Path, int] = {}  # run folder -> descriptor of its locked run.lock, while this process writes it
 _claimed: list[Path] = []  # the folders this process created with claim_version
+_made: list[Path] = []  # the folders above them that claim_version made, to remove again if left empty
 
 
 def is_first_process() -> bool:
@@ -40,6 +42,8 @@ def slurm_job() -> str | None:
 
 def claim_version(experiment: Path) -> int:
     """Create the next free ``version_N`` folder under ``experiment`` and return its N."""
+    experiment = experiment.resolve()
+    _made.extend(folder for folder in (experiment, *experiment.parents) if not folder.exists())
     experiment.mkdir(parents=True, exist_ok=True)
     taken = [p.name.removeprefix("version_") for p in experiment.glob("version_*")]
     version = max((int(n) for n in taken if n.isdigit()), default=-1) + 1
@@ -91,8 +95,9 @@ def lock_run(run: Path) -> None:
 def release_runs() -> None:
     """Unlock the runs this process holds, and remove the folders it claimed but never wrote to.
 
-    A run that fails before it starts (a bad setting, missing data) so leaves nothing behind. The end of
-    the process unlocks too; this is for several runs in one process.
+    A run that fails before it starts (a bad setting, missing data) so leaves nothing behind, not even the
+    experiment folder made for it. The end of the process unlocks too; this is for several runs in one
+    process.
     """
     while _held:
         os.close(_held.popitem()[1])
@@ -101,6 +106,10 @@ def release_runs() -> None:
         if [path.name for path in folder.iterdir()] == [LOCK_FILE]:
             (folder / LOCK_FILE).unlink()
             folder.rmdir()
+    for folder in _made:  # deepest first
+        with contextlib.suppress(OSError):  # not empty: another run uses it now
+            folder.rmdir()
+    _made.clear()
 
 
 def job_runs(runs: list[Path], job: str) -> list[Path]:

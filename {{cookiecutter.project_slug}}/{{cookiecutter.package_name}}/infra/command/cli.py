@@ -11,57 +11,46 @@ import contextlib
 import os
 import sys
 import warnings
+from argparse import ArgumentError
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Literal
 
 import pytorch_lightning as pl
-import torch
 from pytorch_lightning.cli import LightningArgumentParser, LightningCLI
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 
-from ..faults.preemption import RESUME_HINT, exit_after_stop_signal
+from ..faults.preemption import exit_after_stop_signal, hint_for, outcome
 from ..faults.signals import catch_stop_signals, restore
-from .checks import ConciseParser, check_weights_fit, read_checkpoint, reported_as_one_line
+from .checks import (
+    ConciseParser,
+    check_weights_fit,
+    one_line_class_error,
+    read_checkpoint,
+    reported_as_one_line,
+)
 from .claims import is_first_process, release_runs
 from .code_version import check_committed, code_version
-from .linking import check_same_data, data_args, data_values_pending, instantiate_data, link
+from .defaults import (
+    SUBCOMMANDS,
+    default_config,
+    default_precision,
+    use_tensor_cores,
+    with_default_subcommand,
+)
+from .linking import (
+    check_same_data,
+    data_args,
+    data_values_pending,
+    instantiate_data,
+    link,
+    takes_any_keyword,
+)
 from .output import quiet_known_noise
 from .provenance import Attempt, checkpoint_origin
 from .record import CheckpointRecord, recorded_data_args
 from .resume import claim_run, discard_logs_after, find_checkpoint
-from .runs import SaveRunConfig, as_configured, refuse_remote_folders
-
-SUBCOMMANDS = ("fit", "validate", "test", "predict")
-
-
-def default_config() -> Path:
-    """The project's ``configs/config.yaml``, or exit with one line saying where it was looked for.
-
-    It is beside the package in a checkout or an editable install, and in the working directory when a
-    ``pip install .`` is run from the project folder.
-    """
-    beside = Path(__file__).resolve().parents[3] / "configs" / "config.yaml"
-    for candidate in (beside, Path("configs/config.yaml")):
-        if candidate.is_file():
-            return candidate.resolve()
-    sys.exit(
-        f"error: configs/config.yaml not found beside the package ({beside.parent}) nor in the working"
-        " directory: run from the project folder, or install it with `pip install -e .`"
-    )
-
-
-def default_precision(accelerator: object) -> str:
-    """Mixed precision on CUDA GPUs (bf16 where the GPU supports it), full precision everywhere else."""
-    if accelerator in ("auto", "gpu", "cuda") and torch.cuda.is_available():
-        return "bf16-mixed" if torch.cuda.is_bf16_supported() else "16-mixed"
-    return "32-true"
-
-
-def use_tensor_cores(accelerator: object) -> None:
-    """On CUDA GPUs, let float32 matmuls use TF32 tensor cores: a 10-bit mantissa, several times faster."""
-    if accelerator in ("auto", "gpu", "cuda") and torch.cuda.is_available():
-        torch.set_float32_matmul_precision("high")
+from .runs import SaveRunConfig, as_configured, check_run_folders
 
 
 class TrainingCLI(LightningCLI):
@@ -116,6 +105,33 @@ class TrainingCLI(LightningCLI):
             # ModelCheckpoint state from the old folder, harmlessly.
             warnings.filterwarnings("ignore", "The dirpath has changed from")
 
+    def _parse_ckpt_path(self) -> None:
+        """LightningCLI's: the checkpoint's hyperparameters become the model's arguments.
+
+        If they do not fit the model, one line says so, rather than an error about an option never given.
+        """
+        subcommand = self.config.get("subcommand")
+        parsers = [self.parser, self._parser(subcommand)] if subcommand else [self.parser]
+        for parser in parsers:
+            parser.exit_on_error = False
+        try:
+            super()._parse_ckpt_path()
+            config = self.config[subcommand] if subcommand else None
+            # LightningCLI passes hyperparameters the model does not name as **kwargs, which it may not take.
+            unknown = sorted((config.model.get("dict_kwargs") or {}) if config else [])
+            if unknown and not takes_any_keyword(config.model.class_path):
+                raise ArgumentError(None, f"{', '.join(unknown)}: not among its arguments")
+        except ArgumentError as error:
+            config = self.config[subcommand]
+            model, problem = config.model.class_path.rpartition(".")[2], one_line_class_error(str(error))
+            sys.exit(
+                f"error: --ckpt_path {config.ckpt_path}: its hyperparameters do not fit {model} ({problem}):"
+                " was it saved by another version of the model?"
+            )
+        finally:
+            for parser in parsers:
+                parser.exit_on_error = True
+
     def before_instantiate_classes(self) -> None:
         config = self.config[self.subcommand]
         self.data = instantiate_data(config.data)
@@ -137,7 +153,7 @@ class TrainingCLI(LightningCLI):
         if config.trainer.precision is None:
             config.trainer.precision = default_precision(config.trainer.accelerator)
         use_tensor_cores(config.trainer.accelerator)
-        refuse_remote_folders(config.trainer.logger, config.trainer.default_root_dir)
+        check_run_folders(config.trainer.logger, config.trainer.default_root_dir)
         if is_first_process():  # the other ranks write no logs, and DDP has not started yet
             claim_run(config, self.continued)
         if config.trainer.enable_progress_bar is False:
@@ -166,13 +182,6 @@ class TrainingCLI(LightningCLI):
     def _run_subcommand(self, subcommand: str) -> None:
         if self.run_subcommand:  # export.py builds what a subcommand would run with, and runs its own code
             super()._run_subcommand(subcommand)
-
-
-def with_default_subcommand(argv: list[str]) -> list[str]:
-    """``train.py [--options]`` means ``train.py fit [--options]``; help and explicit subcommands pass."""
-    if any(arg in (*SUBCOMMANDS, "-h", "--help") for arg in argv):
-        return argv
-    return ["fit", *argv]
 
 
 def build(
@@ -216,16 +225,19 @@ def build(
 def main(
     args: list[str] | None = None,
     callbacks: list[pl.Callback] | None = None,
-    resume_hint: str = RESUME_HINT,
+    resume_hint: str | None = None,
 ) -> None:
     """Run the command line; without a subcommand, ``fit``.
 
     Args:
         args: The options, instead of ``sys.argv``.
         callbacks: Added to the configured ones: how ``sweep.py`` follows each trial.
-        resume_hint: What a run stopped by a signal says on its way out: how to go on.
+        resume_hint: What a run stopped by a signal says on its way out: how to go on (default: what fits
+            the subcommand).
     """
     quiet_known_noise()
+    outcome.update(saved=True, requeued=None)
+    argv = with_default_subcommand(sys.argv[1:] if args is None else args)
     # MLflow 3 refuses a local file store unless asked (no effect with other loggers or a tracking server).
     os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
     previous_handlers = catch_stop_signals()
@@ -233,7 +245,7 @@ def main(
         with reported_as_one_line():
             build(args, callbacks)
     except SIGTERMException:
-        exit_after_stop_signal(resume_hint)
+        exit_after_stop_signal(resume_hint or hint_for(argv[0] if argv[0] in SUBCOMMANDS else None))
     finally:
         release_runs()
         restore(previous_handlers)

@@ -71,13 +71,23 @@ def data_args(datamodule: pl.LightningDataModule) -> dict[str, Any]:
     return {key: plain(value) for key, value in values.items()}
 
 
+def signature_of(class_path: str) -> list[inspect.Parameter]:
+    """The parameters of the class's ``__init__``, ``self`` left out."""
+    module, _, name = class_path.rpartition(".")
+    return list(
+        inspect.signature(getattr(importlib.import_module(module), name).__init__).parameters.values()
+    )[1:]
+
+
 def constructor_parameters(class_path: str) -> dict[str, inspect.Parameter]:
     """The named parameters of the model class's ``__init__`` (not ``self``, ``*args``, ``**kwargs``)."""
-    module, _, name = class_path.rpartition(".")
-    model_class = getattr(importlib.import_module(module), name)
-    parameters = inspect.signature(model_class.__init__).parameters.values()
     skipped = (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
-    return {p.name: p for p in list(parameters)[1:] if p.kind not in skipped}
+    return {p.name: p for p in signature_of(class_path) if p.kind not in skipped}
+
+
+def takes_any_keyword(class_path: str) -> bool:
+    """Whether the class's ``__init__`` takes ``**kwargs``."""
+    return any(p.kind == inspect.Parameter.VAR_KEYWORD for p in signature_of(class_path))
 
 
 def check_same_data(given: dict[str, Any], recorded: dict[str, Any], checkpoint: str) -> None:

@@ -4,7 +4,7 @@ Each attempt at a run (its start, and each resume or requeue after it) appends o
 commit, branch, uncommitted changes saved beside it as ``uncommitted-<attempt>.patch``), the command line,
 the checkpoint it started from, the software (Python, torch, CUDA, cuDNN, Lightning and every installed
 distribution), the hardware, the host and SLURM job, and when it started and ended. Global rank 0 writes it
-at the start and at the end of the run, each time whole (``write_whole``), never during epochs.
+at the start and at the end of the run, each time whole (``faults/durable.py``), never during epochs.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ import pytorch_lightning as pl
 import torch
 from pytorch_lightning.loggers import MLFlowLogger, TensorBoardLogger
 
-from ..outputs.staging import write_whole
+from ..faults.durable import write_bytes, write_text
 from .code_version import CodeVersion
 
 FILE = "provenance.json"
@@ -174,7 +174,7 @@ class Attempt:
         code = {key: value for key, value in asdict(self.code).items() if key != "patch"}
         if self.code.patch:
             code["patch"] = f"uncommitted-{number}.patch"
-            write_whole(self.run / code["patch"], self.code.patch)
+            write_bytes(self.run / code["patch"], self.code.patch)
         self.entry = {
             "attempt": number,
             "run": str(self.run),
@@ -209,4 +209,4 @@ class Attempt:
     def _write(self, attempts: list[dict[str, Any]]) -> None:
         assert self.run is not None
         text = json.dumps({"attempts": attempts}, indent=2, default=str) + "\n"
-        write_whole(self.run / FILE, text)
+        write_text(self.run / FILE, text)

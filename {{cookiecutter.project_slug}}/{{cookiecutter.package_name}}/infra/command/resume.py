@@ -22,14 +22,29 @@ from .runs import (
     claimed_runs,
     continue_run,
     experiment_root,
-    last_checkpoints,
     logger_kind,
 )
 
 
 def best_checkpoint(last: Path) -> Path:
-    """The best checkpoint recorded by ModelCheckpoint in the state saved with ``last``."""
-    state = torch.load(last, map_location="cpu", weights_only=True, mmap=True)
+    """The best checkpoint recorded by ModelCheckpoint in the state saved with ``last``.
+
+    If ``last`` cannot be read (a copy cut short, a damaged disk), the one other checkpoint beside it is the
+    best (a line says so); with none or several, one line says to name one.
+    """
+    try:
+        state = torch.load(last, map_location="cpu", weights_only=True, mmap=True)
+    except Exception as error:  # whatever it is, it cannot say which checkpoint is best
+        reason = (str(error).strip() or type(error).__name__).splitlines()[0]
+        others = sorted(path for path in last.parent.glob("*.ckpt") if path != last)
+        if len(others) != 1:
+            listed = ", ".join(path.name for path in others) or "none"
+            sys.exit(
+                f"error: --ckpt_path best: {last}, which records the best checkpoint, cannot be read"
+                f" ({reason}); the other checkpoints there ({listed}): give one with --ckpt_path"
+            )
+        rank_zero_info(f"{last} cannot be read ({reason}): the best is {others[0].name}, the one other there")
+        return others[0]
     for key, callback_state in state.get("callbacks", {}).items():
         # The checkpoint callback that monitors a metric is the one with a score.
         if key.startswith("ModelCheckpoint") and callback_state.get("best_model_score") is not None:
@@ -50,10 +65,14 @@ def resolve_checkpoint(
     if job is not None:
         runs = job_runs(runs, job)
     if not runs:
-        where = last_checkpoints(logger_config, default_root_dir)
-        sys.exit(f"error: --ckpt_path {which}: no checkpoint found at {where}")
+        where = experiment_root(logger_config, default_root_dir)
+        sys.exit(f"error: --ckpt_path {which}: no run with checkpoints in {where}")
     last = runs[-1] / "checkpoints" / "last.ckpt"
     return last if which == "last" else best_checkpoint(last)
+
+
+# Longer than this, an event file dated after now means a clock changed, not a run started this second.
+MAX_CLOCK_WAIT_S = 2.0
 
 
 def requeued_job() -> str | None:
@@ -100,11 +119,17 @@ def claim_run(config, continued: Path | None) -> None:
     elif getattr(logger, "class_path", None) and logger_kind(logger) in ("TensorBoardLogger", "CSVLogger"):
         experiment = experiment_root(logger, config.trainer.default_root_dir)
         version = logger.init_args.get("version")
-        if version is None:
-            version = logger.init_args.version = claim_version(experiment)
-            # The claimed folder holds run.lock, which CSVLogger would mistake for an older run's logs.
-            warnings.filterwarnings("ignore", "Experiment logs directory .* exists and is not empty")
-        lock_run(experiment / (version if isinstance(version, str) else f"version_{version}"))
+        try:
+            if version is None:
+                version = logger.init_args.version = claim_version(experiment)
+                # The claimed folder holds run.lock, which CSVLogger would mistake for an older run's logs.
+                warnings.filterwarnings("ignore", "Experiment logs directory .* exists and is not empty")
+            lock_run(experiment / (version if isinstance(version, str) else f"version_{version}"))
+        except OSError as error:
+            sys.exit(
+                f"error: cannot write run folders in {experiment} ({error.strerror}): make it writable, or"
+                " set trainer.logger.init_args.save_dir"
+            )
 
 
 def discards_replayed_steps(logger_config) -> bool:
@@ -125,4 +150,11 @@ def discard_logs_after(global_step: int, logger_config, run_dir: Path) -> None:
         # created, then the process id: a resume started in the second the interrupted run's file was
         # created could sort first, and its marker would come before the events it must discard.
         stamps = [int(events.name.split(".")[3]) for events in run_dir.glob("events.out.tfevents.*")]
-        time.sleep(max(0.0, max(stamps, default=0) + 1 - time.time()))
+        wait = max(stamps, default=0) + 1 - time.time()
+        if wait > MAX_CLOCK_WAIT_S:  # dated in the future: a clock changed since; waiting would not end soon
+            rank_zero_info(
+                f"an event file in {run_dir} is dated {wait:.0f} s in the future (a clock changed?):"
+                " TensorBoard may show the steps logged after the checkpoint twice"
+            )
+        else:
+            time.sleep(max(0.0, wait))

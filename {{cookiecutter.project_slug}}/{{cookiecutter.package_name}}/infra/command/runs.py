@@ -64,8 +64,8 @@ def experiment_root(logger_config, default_root_dir: str | None) -> Path:
     return Path(args.get("save_dir")) / args.get("name")
 
 
-def refuse_remote_folders(logger_config, default_root_dir: str | None) -> None:
-    """Exit with one line if runs would go to a URL (``s3://...``).
+def check_run_folders(logger_config, default_root_dir: str | None) -> None:
+    """Exit with one line if runs would go to a URL (``s3://...``) or to a folder that cannot be made.
 
     Run folders are claimed, locked and written atomically with local file operations, which would make
     a local folder named ``s3:``.
@@ -80,18 +80,27 @@ def refuse_remote_folders(logger_config, default_root_dir: str | None) -> None:
                 f"error: {key} {value}: runs are written to a local or shared filesystem, not a URL;"
                 " mount the bucket (e.g. s3fs, gcsfuse) and give its path"
             )
+        if value:
+            folder = Path(str(value).removeprefix("file:"))
+            existing = next(path for path in (folder, *folder.parents) if path.exists())
+            if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+                sys.exit(
+                    f"error: cannot write run folders in {folder}: {existing} is not a folder this process"
+                    f" can write; set {key.replace('logger ', 'trainer.logger.init_args.')} elsewhere"
+                )
 
 
-def runs_pattern(logger_config, default_root_dir: str | None) -> Path:
-    """The glob pattern matching every run folder of this logger."""
-    root = experiment_root(logger_config, default_root_dir)
+def runs_pattern(logger_config, default_root_dir: str | None) -> str:
+    """The glob pattern matching every run folder of this logger (the ``[`` and ``*`` of its path escaped)."""
+    root = glob.escape(str(experiment_root(logger_config, default_root_dir)))
     # MLflow nests runs one level deeper, under the experiment id.
-    return root / ("*/*" if logger_kind(logger_config) == "MLFlowLogger" else "*")
+    nested = logger_kind(logger_config) == "MLFlowLogger"
+    return os.path.join(root, "*", "*") if nested else os.path.join(root, "*")
 
 
 def last_checkpoints(logger_config, default_root_dir: str | None) -> str:
     """The glob pattern matching the ``last.ckpt`` of every run of this logger."""
-    return str(runs_pattern(logger_config, default_root_dir) / "checkpoints" / "last.ckpt")
+    return os.path.join(runs_pattern(logger_config, default_root_dir), "checkpoints", "last.ckpt")
 
 
 def _oldest_first(pattern: str, depth: int) -> list[Path]:
@@ -107,7 +116,7 @@ def checkpointed_runs(logger_config, default_root_dir: str | None) -> list[Path]
 
 def claimed_runs(logger_config, default_root_dir: str | None) -> list[Path]:
     """Every run folder, checkpointed or not: each holds the ``run.lock`` its run took at the start."""
-    return _oldest_first(str(runs_pattern(logger_config, default_root_dir) / LOCK_FILE), depth=0)
+    return _oldest_first(os.path.join(runs_pattern(logger_config, default_root_dir), LOCK_FILE), depth=0)
 
 
 def continue_run(logger_config, run: Path) -> bool:

@@ -10,10 +10,8 @@ is Lightning's, with its state key computed once.
 from __future__ import annotations
 
 import copy
-import glob
 import os
 import shutil
-import tempfile
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
@@ -24,6 +22,7 @@ import torch
 from lightning_fabric.plugins.io.torch_io import TorchCheckpointIO
 
 from ..command.profiling import FixedStateKey
+from .durable import current_umask, replace
 
 # Checkpoints copied to memory and waiting for the disk, at most: a slow disk slows training rather than
 # filling the memory.
@@ -40,8 +39,10 @@ class AtomicCheckpointIO(TorchCheckpointIO):
 
     Serialising and fsyncing happen on one background thread, in the order the saves and removals were
     asked for. The checkpoint is first copied to CPU memory, since the next steps change the weights in
-    place. Loading a checkpoint and the end of the run wait for the writes; a failed write is raised by the
-    next save, removal, load or the end of the run.
+    place. Loading a checkpoint and the end of the run wait for the writes. A write that fails (a full disk)
+    cancels the removals queued after it, so the checkpoint it was to replace stays; ``failure`` says so at
+    once (``preemption.py`` stops the run at its next batch), and the next save, load or the end of the run
+    raises it, as a :class:`CheckpointWriteError` naming the file and the free space.
 
     An epoch that finds a new best saves the same state twice, as the best and as ``last.ckpt``. The second
     save (same epoch, step and contents listed) becomes a hard link to the first file, given its name by an
@@ -61,6 +62,7 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         self._last_save: tuple[tuple, Path, Future | None] | None = None
         # Read here: reading the umask sets it, which the writer thread must not do while files are made.
         self._mode = 0o666 & ~current_umask()
+        self.failure: CheckpointWriteError | None = None  # the first write that failed, set by the writer
 
     def save_checkpoint(
         self, checkpoint: dict[str, Any], path: Any, storage_options: Any | None = None
@@ -81,7 +83,7 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         if self._last_save is not None and self._last_save[1] == Path(path):
             self._last_save = None
         # Queued behind the saves: the best checkpoint is removed only once its successor is on disk.
-        self._submit(super().remove_checkpoint, path)
+        self._submit(self._remove, path)
 
     def load_checkpoint(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
         self.wait()
@@ -119,6 +121,19 @@ class AtomicCheckpointIO(TorchCheckpointIO):
     def _save(self, checkpoint: dict[str, Any], target: Path) -> None:
         self._replace(target, lambda temporary: self._write_file(checkpoint, temporary))
 
+    def _replace(self, target: Path, fill: Callable[[Path], None]) -> None:
+        try:
+            replace(target, fill, self._mode)
+        except OSError as error:
+            written_before = isinstance(error, CheckpointWriteError)  # the file this one links to failed
+            failure = error if written_before else CheckpointWriteError.of(target, error)
+            self.failure = self.failure or failure
+            raise failure from error
+
+    def _remove(self, path: Any) -> None:
+        if self.failure is None:  # else the file to remove may be the last good one of its kind
+            super().remove_checkpoint(path)
+
     def _link(self, written: Future | None, source: Path, target: Path) -> None:
         """Give the file ``written`` to ``source`` the name ``target`` too, if that write succeeded."""
         if written is not None:
@@ -142,29 +157,29 @@ class AtomicCheckpointIO(TorchCheckpointIO):
             file.flush()
             os.fsync(file.fileno())
 
-    def _replace(self, target: Path, fill: Callable[[Path], None]) -> None:
-        """Fill a temporary file beside ``target``, then rename it over ``target``."""
-        target.parent.mkdir(parents=True, exist_ok=True)
-        handle, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-        temporary = Path(name)
-        try:
-            # mkstemp creates the file readable by its owner only; give it the usual permissions.
-            os.fchmod(handle, self._mode)
-            os.close(handle)
-            fill(temporary)
-            os.replace(temporary, target)
-        except BaseException:
-            # Whatever went wrong (a full disk, an exception while pickling), the old file stays intact.
-            temporary.unlink(missing_ok=True)
-            raise
-        fsync_directory(target.parent)
-        # Temporary files of earlier writes of this target that a SIGKILL interrupted (only rank 0 writes).
-        for stale in target.parent.glob(f".{glob.escape(target.name)}.*.tmp"):
-            stale.unlink(missing_ok=True)
-
     def write(self, checkpoint: dict[str, Any], file: BinaryIO) -> None:
         """Serialise ``checkpoint`` into an open file (the tests override this to inject failures)."""
         torch.save(checkpoint, file)
+
+
+class CheckpointWriteError(OSError):
+    """A checkpoint could not be written: its file, the reason and the free space, in one line."""
+
+    @classmethod
+    def of(cls, target: Path, error: OSError) -> CheckpointWriteError:
+        try:
+            free = f"{shutil.disk_usage(target.parent).free / 2**20:.1f} MiB free there"
+        except OSError:
+            free = "free space unknown"
+        reason = error.strerror or str(error)
+        return cls(
+            error.errno,
+            f"could not write checkpoint {target}: {reason} ({free}); the checkpoints written before it are"
+            " intact",
+        )
+
+    def __str__(self) -> str:
+        return self.strerror
 
 
 class ModelCheckpoint(FixedStateKey, pl.callbacks.ModelCheckpoint):
@@ -189,22 +204,3 @@ def snapshot(value: Any) -> Any:
     if type(value) is tuple:
         return tuple(snapshot(item) for item in value)
     return value
-
-
-def current_umask() -> int:
-    """The process's umask (reading it means setting it, so set it straight back)."""
-    umask = os.umask(0o022)
-    os.umask(umask)
-    return umask
-
-
-def fsync_directory(directory: Path) -> None:
-    """Make a rename in ``directory`` durable (a no-op where directories cannot be opened, e.g. Windows)."""
-    try:
-        descriptor = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)

@@ -13,6 +13,8 @@ import signal
 import subprocess
 import sys
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from types import FrameType
 
 # SLURM sends it before the time limit (``#SBATCH --signal=SIGUSR1@90``); absent on Windows.
@@ -28,8 +30,17 @@ _watchdog_stop = threading.Event()
 def record(signum: int, frame: FrameType | None) -> None:
     """The handler: note the signal; :class:`.preemption.PreemptionCheckpoint` acts on it."""
     if signum == signal.SIGINT and signal.SIGINT in received:
-        raise KeyboardInterrupt  # Ctrl-C twice: stop now, without saving
+        stop_now(signum, frame)
     received.append(signum)
+
+
+def stop_now(signum: int, frame: FrameType | None) -> None:
+    """Ctrl-C twice, or once as the process exits: end it now, saving nothing more, with one line.
+
+    A KeyboardInterrupt instead would print a traceback from wherever it landed, an exit handler's say.
+    """
+    print("stopped by Ctrl-C at once: nothing more was saved", file=sys.stderr, flush=True)
+    os._exit(128 + signum)
 
 
 def watch_for_requeue() -> None:
@@ -64,12 +75,21 @@ def requeue_anyway(signum: int) -> None:
 
 
 def requeue_job() -> bool:
-    """Put this SLURM job back in the queue, to resume with ``--ckpt_path last``; whether that worked."""
+    """Put this SLURM job back in the queue, to resume with ``--ckpt_path last``; whether that worked.
+
+    A failure (scontrol missing, as in some containers, or refusing) is one line saying so.
+    """
     job = os.environ["SLURM_JOB_ID"]
-    result = subprocess.run(["scontrol", "requeue", job], capture_output=True, text=True, check=False)
-    if result.returncode != 0:
-        print(f"error: scontrol requeue {job} failed: {result.stderr.strip()}", file=sys.stderr, flush=True)
-    return result.returncode == 0
+    try:
+        result = subprocess.run(["scontrol", "requeue", job], capture_output=True, text=True, check=False)
+    except OSError as error:
+        problem = f"scontrol cannot be run ({error.strerror or error})"
+    else:
+        if result.returncode == 0:
+            return True
+        problem = f"scontrol requeue {job} failed: {' '.join(result.stderr.split()) or result.returncode}"
+    print(f"error: {problem}: the job is not requeued", file=sys.stderr, flush=True)
+    return False
 
 
 def catch_stop_signals() -> dict[int, object]:
@@ -83,16 +103,49 @@ def catch_stop_signals() -> dict[int, object]:
     return previous
 
 
-def ignore_requeue_signal() -> None:
-    """In a process whose run is over and that only exits: SLURM's requeue signal is ignored from now on.
+def settle_for_exit() -> None:
+    """In a process whose run is over and only exits: no requeue signal is acted on; Ctrl-C ends it quietly.
 
     There is nothing left to save or requeue. Python gives the signals it handles back their default action
     as the interpreter shuts down, and SIGUSR1's ends the process: srun would report the task as failed,
     and SLURM the job, of a run that finished. (Shutting down can take seconds, releasing GPUs.) An
-    ignored signal stays ignored through the shutdown.
+    ignored signal stays ignored through the shutdown. A Ctrl-C meanwhile would raise KeyboardInterrupt in
+    an exit handler, printing its traceback after the run's last line.
     """
     if REQUEUE_SIGNAL is not None:
         signal.signal(REQUEUE_SIGNAL, signal.SIG_IGN)
+    signal.signal(signal.SIGINT, stop_now)
+
+
+class StopRequested(Exception):  # noqa: N818 (it is a request, not an error)
+    """A stop signal, raised where the program is when it arrives (:func:`stops_raise`)."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+@contextmanager
+def stops_raise() -> Iterator[None]:
+    """Within the block, SIGTERM and Ctrl-C raise :class:`StopRequested`, where the program is.
+
+    For a command with no point where it could stop on its own (``export.py``): its ``finally`` and
+    ``with`` blocks clean up.
+    """
+
+    def raise_stop(signum: int, frame: FrameType | None) -> None:
+        raise StopRequested(signum)
+
+    previous = {signum: signal.getsignal(signum) for signum in (signal.SIGTERM, signal.SIGINT)}
+    for signum in previous:
+        signal.signal(signum, raise_stop)
+    try:
+        if received:  # while the program was still starting
+            raise StopRequested(received[0])
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, signal.SIG_DFL if handler is None else handler)
 
 
 def restore(previous: dict[int, object]) -> None:

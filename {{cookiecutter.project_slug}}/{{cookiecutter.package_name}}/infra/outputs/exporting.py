@@ -37,11 +37,13 @@ from jsonargparse import Namespace
 from torch import Tensor, nn
 
 from ..command.checks import read_checkpoint, reported_as_one_line
-from ..command.cli import build, default_config
+from ..command.cli import build
 from ..command.code_version import code_version
+from ..command.defaults import default_config
 from ..command.output import quiet_known_noise
 from ..command.record import recorded_data_args
 from ..command.resume import resolve_checkpoint
+from ..faults.signals import StopRequested, stops_raise
 from .export_inputs import example_inputs, flatten_outputs, input_names, output_names, signature
 from .staging import staged_folder
 
@@ -123,6 +125,9 @@ def export_pt2(module: nn.Module, inputs: tuple[Tensor, ...], path: Path) -> str
     """Write ``module`` as an ExportedProgram (any batch size); return how it was exported."""
     torch.export.save(torch.export.export(module, inputs, dynamic_shapes=dynamic_batch(inputs)), path)
     return "torch.export.export"
+
+
+EXPORTERS = {"onnx": export_onnx, "pt2": export_pt2}
 
 
 def run_exported(fmt: str, path: Path, inputs: tuple[Tensor, ...], names: list[str]) -> list[Tensor]:
@@ -224,8 +229,18 @@ def trained_model(checkpoint: Path, train_options: list[str]) -> tuple[nn.Module
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Export, check every exported file against PyTorch, and write model.json."""
+    """Export, check every exported file against PyTorch, and write model.json; stop cleanly on a signal."""
     args, train_options = parse_args(argv)
+    try:
+        with stops_raise():
+            export(args, train_options)
+    except StopRequested as stop:
+        print(f"stopped by {stop}: nothing was written; run the same command again", file=sys.stderr)
+        sys.exit(128 + stop.signum)
+
+
+def export(args: argparse.Namespace, train_options: list[str]) -> None:
+    """Export, check every exported file against PyTorch, and write model.json."""
     if "onnx" in args.format:
         require_onnx()
     quiet_known_noise()
@@ -238,14 +253,13 @@ def main(argv: list[str] | None = None) -> None:
     ):
         sys.exit(f"error: --output_dir {output_dir}: holds more than an export; give a new or empty folder")
     module, state, samples = trained_model(checkpoint, train_options)
-    exporters = {"onnx": export_onnx, "pt2": export_pt2}
     results, failures = {}, []
     with staged_folder(output_dir) as staging, warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the exporters' deprecation notices are torch's, not this project's
         exported_with = tuple(value[: max(2, len(value) // 2)] for value in samples)
         results.update(keep_previous(output_dir, staging, file_sha256(checkpoint), args.format))
         for fmt in args.format:
-            exporter = exporters[fmt](module, exported_with, staging / FILES[fmt])
+            exporter = EXPORTERS[fmt](module, exported_with, staging / FILES[fmt])
             worst = check(fmt, staging / FILES[fmt], module, samples, args)
             results[fmt] = {"file": FILES[fmt], "exporter": exporter, "max_abs_error": worst["max_abs_error"]}
             if not worst["ratio"] <= 1:

@@ -18,8 +18,8 @@ from torch import Tensor
 
 from ..command.provenance import read_attempts
 from ..command.runs import run_folder
+from ..faults.durable import write_text
 from .batches import split_batch
-from .staging import write_whole
 
 Columns = dict[str, list[Any]]  # column name -> one value per sample
 
@@ -123,7 +123,7 @@ class PredictionWriter(BasePredictionWriter):
         checkpoint = attempts[-1]["checkpoint"] if attempts else {"path": trainer.ckpt_path}
         about = {"file": self.path.name, "rows": rows, "columns": columns, "run": str(self.run.resolve())}
         about |= {"checkpoint": checkpoint}
-        write_whole(self.path.with_suffix(".json"), json.dumps(about, indent=2) + "\n")
+        write_text(self.path.with_suffix(".json"), json.dumps(about, indent=2) + "\n")
 
     def teardown(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         # Said at teardown, once the progress bar has closed, so that the line stands on its own.

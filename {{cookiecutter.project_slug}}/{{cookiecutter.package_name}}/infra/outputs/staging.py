@@ -1,4 +1,4 @@
-"""Replace a file or a folder whole: the new content is written beside it, swapped in once complete."""
+"""Replace a folder whole: its new content is written beside it and swapped in only once complete."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from ..faults.checkpointing import current_umask, fsync_directory
+from ..faults.durable import current_umask, fsync_directory
 
 
 @contextmanager
@@ -45,21 +45,3 @@ def staged_folder(target: Path) -> Iterator[Path]:
         fsync_directory(target.parent)
     finally:
         shutil.rmtree(staging, ignore_errors=True)  # gone already once it has been swapped in
-
-
-def write_whole(path: Path, content: str | bytes) -> None:
-    """Write ``content`` (text as UTF-8) beside ``path``, make it durable, and rename it over ``path``.
-
-    A reader or a crash at any moment finds the old file or the new one, never half of one; a power loss
-    after the rename finds the new one.
-    """
-    partial = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(partial, "wb") as file:
-            file.write(content.encode() if isinstance(content, str) else content)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(partial, path)
-    finally:
-        partial.unlink(missing_ok=True)
-    fsync_directory(path.parent)

@@ -10,6 +10,7 @@ import pytorch_lightning as pl
 from pytorch_lightning.callbacks import Callback
 
 from ..command.runs import run_folder
+from .identity import mark_trial
 from .study import RUN
 
 
@@ -26,12 +27,19 @@ class ReportToTrial(Callback):
         maximize: Whether a higher value is better.
         history: What an interrupted trial reported, by epoch, when this run resumes its checkpoint: the
             epochs before the first one this run validates are reported as they were.
+        marker: The ``trial.yaml`` written into the run folder when the run starts: which study and trial
+            it belongs to (``identity.py``).
     """
 
     def __init__(
-        self, trial: optuna.Trial, metric: str, maximize: bool, history: dict[int, float] | None = None
+        self,
+        trial: optuna.Trial,
+        metric: str,
+        maximize: bool,
+        history: dict[int, float] | None = None,
+        marker: dict | None = None,
     ) -> None:
-        self.trial, self.metric, self.maximize = trial, metric, maximize
+        self.trial, self.metric, self.maximize, self.marker = trial, metric, maximize, marker
         self.history = dict(history or {})
         self.values: list[float] = []
         self.pruned_at: int | None = None
@@ -50,6 +58,8 @@ class ReportToTrial(Callback):
         self.run = run_folder(trainer)
         # Recorded now, so that a rerun of this trial, if it is interrupted, finds its checkpoints.
         self.trial.set_user_attr(RUN, str(self.run))
+        if self.marker is not None and trainer.is_global_zero:
+            mark_trial(self.run, self.marker)
 
     def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if trainer.sanity_checking:

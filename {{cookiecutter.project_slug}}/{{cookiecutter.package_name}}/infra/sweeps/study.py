@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import itertools
 import os
-import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -25,6 +24,8 @@ import optuna
 from optuna.storages import JournalStorage
 from optuna.storages.journal import JournalFileBackend
 from optuna.trial import FrozenTrial, TrialState
+
+from .identity import mend_journal, study_id
 
 try:
     import fcntl
@@ -52,25 +53,33 @@ class Study:
 
     Args:
         path: The journal file; created, with its folder, if missing.
-        direction: ``minimize`` or ``maximize``.
-        seed: Seed of the sampler; trial N samples with ``seed + N``, so that workers and resumed sweeps
+        sweep: The sweep's configuration (``sweep.yaml``): its search space, metric, direction and seed.
+            The seed seeds the sampler: trial N samples with ``seed + N``, so that workers and resumed sweeps
             do not repeat one another's draws, and a sweep run alone is reproducible.
+        source: Where ``sweep`` was read from, for the error if it no longer matches the study.
         pruner: The Optuna pruner that stops unpromising trials.
     """
 
-    def __init__(self, path: Path, direction: str, seed: int, pruner: optuna.pruners.BasePruner) -> None:
+    def __init__(self, path: Path, sweep: dict, source: Path, pruner: optuna.pruners.BasePruner) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        self.seed = seed
+        self.seed = sweep["seed"]
         self.locks = os.open(path.with_suffix(".workers"), os.O_RDWR | os.O_CREAT, 0o666)
         self.slot = self._take_slot()
+        mend_journal(path)
         storage = JournalStorage(JournalFileBackend(str(path)))
+        direction = sweep["direction"]
+        refusal = None
         with self._asking():  # workers started together: one creates the study, the others load it
             self.study = optuna.create_study(
                 storage=storage, study_name=path.stem, direction=direction, pruner=pruner, load_if_exists=True
             )
-        if self.study.direction.name.lower() != direction:
+            try:
+                self.uid = study_id(self.study, sweep, source)
+            except SystemExit as refused:
+                refusal = refused
+        if refusal is not None:
             os.close(self.locks)
-            sys.exit(f"error: study {path} is to {self.study.direction.name.lower()}, not {direction}")
+            raise refusal
 
     def __enter__(self) -> Study:
         return self
@@ -134,7 +143,9 @@ class Study:
         """
         with self._asking():
             interrupted = self.requeue_interrupted()
-            if sum(map(counted, self.study.get_trials(deepcopy=False))) >= target:
+            # A queued trial is asked for before any new one, so it is not yet one of the target's.
+            trials = self.study.get_trials(deepcopy=False)
+            if sum(counted(t) for t in trials if t.state != TrialState.WAITING) >= target:
                 return None, interrupted
             number = len(self.study.get_trials(deepcopy=False))
             self.study.sampler = optuna.samplers.TPESampler(seed=self.seed + number)

@@ -24,8 +24,10 @@ import yaml
 from optuna.trial import TrialState
 
 from ..command import cli
+from ..command.defaults import default_config
 from ..faults.preemption import REQUEUE, exit_after_stop_signal, requeue, wanted
 from ..faults.signals import catch_stop_signals, received, restore
+from .identity import check_free, owner
 from .pruning import ReportToTrial
 from .report import print_summary, report_trial, trial_record, write_best_config
 from .search_space import as_options, check_keys, fail, make_pruner, read_sweep, suggest
@@ -51,7 +53,7 @@ def parse(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
     parser = argparse.ArgumentParser(
         prog="sweep.py", allow_abbrev=False, epilog="Any other option is a train.py option for every trial."
     )
-    parser.add_argument("--sweep", type=Path, default=cli.default_config().parent / "sweep.yaml")
+    parser.add_argument("--sweep", type=Path, default=default_config().parent / "sweep.yaml")
     parser.add_argument("--trials", type=int, help="trials in all, over every worker (default: sweep.yaml)")
     parser.add_argument("--name", help="the study, and the experiment of its runs (default: sweep.yaml)")
     return parser.parse_known_args(argv)
@@ -107,7 +109,9 @@ def resume_point(study: Study, trial: optuna.Trial) -> tuple[list[str], dict[int
     interrupted = study.study.get_trials(deepcopy=False)[trial.user_attrs[RERUN_OF]]
     run = interrupted.user_attrs.get(RUN)
     last = Path(run) / "checkpoints" / "last.ckpt" if run else None
-    if last is None or not last.is_file():
+    # Only a checkpoint of that very trial: its folder says so (trial.yaml, written when it started).
+    ours = {"study_id": study.uid, "trial": interrupted.number}
+    if last is None or not last.is_file() or owner(last.parents[1]) != ours:
         return [], {}
     print(f"trial {trial.number} resumes trial {interrupted.number} from {last}", flush=True)
     return [f"--ckpt_path={last}"], interrupted.intermediate_values  # ReportToTrial reports from a copy
@@ -119,7 +123,8 @@ def run_trial(
     """Run one trial to its end, tell the study how it ended, and print one line saying so."""
     values = suggest(trial, sweep["params"])
     resume, history = resume_point(study, trial)
-    reporter = ReportToTrial(trial, sweep["metric"], sweep["direction"] == "maximize", history)
+    marker = trial_record(trial, study.uid, "RUNNING", None, values, "running")
+    reporter = ReportToTrial(trial, sweep["metric"], sweep["direction"] == "maximize", history, marker)
     started = time.monotonic()
     try:
         with cli.one_of_several_runs():
@@ -127,14 +132,16 @@ def run_trial(
             # A trial stopped by a signal says how to continue the sweep, not the run.
             cli.main(["fit", *options], callbacks=[reporter], resume_hint=STOPPED_HINT)
     except SystemExit as exit:
-        if not isinstance(exit.__context__, FloatingPointError):  # not the parameters' fault: stop the sweep
+        if not isinstance(exit.__context__, FloatingPointError):
+            # Not the parameters' fault (a signal, missing data, a setting): the sweep stops, and the next
+            # command runs the trial again with the same parameters.
             study.study.tell(trial, state=TrialState.FAIL)
-            if isinstance(exit.code, int) and exit.code >= 128:  # a stop signal: the next command reruns it
-                study.requeue(trial)
+            study.requeue(trial)
             raise
         trial.set_user_attr(ERROR, str(exit.code))  # diverged: a result of its parameters, counted
     if reporter.missing is not None:
         study.study.tell(trial, state=TrialState.FAIL)
+        study.requeue(trial)
         fail(f"metric {sweep['metric']} is never logged; the runs log {', '.join(reporter.missing)}")
     if reporter.pruned_at is not None:
         state = TrialState.PRUNED
@@ -147,11 +154,13 @@ def run_trial(
     else:
         state, why = TrialState.COMPLETE, "completed"
         study.study.tell(trial, reporter.best)
-    record = trial_record(trial, state.name, reporter.best, values, why)
+    record = trial_record(trial, study.uid, state.name, reporter.best, values, why)
     report_trial(record, sweep["metric"], reporter.run, time.monotonic() - started)
 
 
-def run_study(study: Study, sweep: dict, target: int, train_args: list[str], naming: tuple[str, ...]) -> None:
+def run_study(
+    study: Study, sweep: dict, target: int, train_args: list[str], naming: tuple[str, ...], logs: Path
+) -> None:
     """Run trials until the study has ``target``; ``naming``: the study, and the logger options to set."""
     name, experiment, run = naming
     while not received:
@@ -160,6 +169,8 @@ def run_study(study: Study, sweep: dict, target: int, train_args: list[str], nam
             print(f"trial {number} was interrupted: running it again", flush=True)
         if trial is None:
             return
+        if run == "version":  # loggers that name a run's folder after it (TensorBoard, CSV)
+            check_free(logs / name / f"trial_{trial.number}", study.uid, trial.number)
         options = [f"--trainer.logger.init_args.{experiment}={name}"]
         options += [f"--trainer.logger.init_args.{run}=trial_{trial.number}"]
         run_trial(study, trial, sweep, train_args, options)
@@ -194,13 +205,14 @@ def main(argv: list[str] | None = None) -> None:
         check_keys(sweep["params"], base)
         logger, kind, logs = check_trial_settings(base["trainer"])
         journal = logs / f"{name}.journal"
-        with Study(journal, sweep["direction"], sweep["seed"], make_pruner(sweep.get("pruner"))) as study:
+        with Study(journal, sweep, options.sweep, make_pruner(sweep.get("pruner"))) as study:
             done = sum(trial.state.is_finished() and counted(trial) for trial in study.study.trials)
-            print(f"study {name} in {journal}: {done} of {target} trials done")
-            run_study(study, sweep, target, train_args, (name, *NAMING[kind]))
+            print(f"study {name} in {journal}: {done} trials done, {target} wanted")
+            run_study(study, sweep, target, train_args, (name, *NAMING[kind]), logs)
             print_summary(study.study, sweep["metric"], target)
+            configured = yaml.safe_load(default_config().read_text(encoding="utf-8"))["trainer"]
             best = write_best_config(
-                study.study, logs / f"{name}-best.yaml", logger["init_args"], NAMING[kind]
+                study.study, logs / f"{name}-best.yaml", (logger["init_args"], configured), NAMING[kind]
             )
     if best:
         print(f"best config: {best}  (python train.py --config {best})")
