@@ -37,7 +37,7 @@ STOCK = (
 # out: it costs once, at start-up.
 OTHERS = "other callbacks"
 EXTRAS: dict[str, tuple[set[str], dict]] = {
-    "checkpoints": ({"ModelCheckpoint"}, {"enable_checkpointing": False}),
+    "checkpoints": ({"ModelCheckpoint", "LastCheckpoint"}, {"enable_checkpointing": False}),
     "logger": ({"LearningRateMonitor"}, {"logger": False}),  # the monitor needs a logger
     "progress bar": ({"ProgressBar"}, {"enable_progress_bar": False}),
     OTHERS: (set(), {}),

@@ -32,7 +32,9 @@ def tables(markdown: str) -> list[list[list[str]]]:
 def test_benchmark_quick_mode_decomposes_the_time(tmp_path):
     out = tmp_path / "RESULTS.md"
     run(python(str(TEMPLATE / "benchmarks" / "run.py"), "--quick", f"--out={out}"), cwd=tmp_path)
-    (header, *rows), (costs_header, *costs) = tables(out.read_text(encoding="utf-8"))
+    (header, *rows), (slope_header, *slope_costs), (costs_header, *costs) = tables(
+        out.read_text(encoding="utf-8")
+    )
     assert header[1:4] == COLUMNS
     table = {row[0]: row[1:] for row in rows}
     per_epoch = [cells for measure, cells in table.items() if measure.startswith("time per epoch")]
@@ -51,8 +53,17 @@ def test_benchmark_quick_mode_decomposes_the_time(tmp_path):
     hand, stock, default = table["final validation accuracy"][:3]
     assert stock == "n/a" and all(0.5 < float(accuracy) <= 1.0 for accuracy in (hand, default))
 
-    # Where the extras go: the default, the default less each group of extras, then stock; each with torch's
-    # threads, then with one intra-op thread.
+    # Where the extras go end to end: each group's slope, as the main table's slopes for default and stock.
+    assert slope_header[1:3] == ["time per epoch (slope)", "what they cost an epoch"]
+    (first, *groups, added, last) = slope_costs
+    assert first[:2] == ["none: the default config", slope[2]]
+    assert last[:2] == ["all: stock Lightning", slope[1]]
+    assert [name.split(" (")[0] for name, *_ in groups] == list(EXTRAS)
+    assert all(re.fullmatch(MILLISECONDS, cells[i]) for _, *cells in groups for i in (0, 1)), groups
+    assert re.fullmatch(MILLISECONDS, added[2]), added
+
+    # Where the extras go inside the runs: the default, the default less each group of extras, then stock;
+    # each with torch's threads, then with one intra-op thread.
     assert costs_header[2] == "what they cost an epoch" and costs_header[5].endswith(", one intra-op thread")
     (first, *groups, added, last) = costs
     assert first[:2] == ["none: the default config", turns[2]] and first[4] == one_thread[2]
@@ -67,7 +78,9 @@ def test_benchmark_quick_mode_decomposes_the_time(tmp_path):
         named[group] = {listed.split(" x")[0] for listed in match[1].split(", ")}
         assert all(re.fullmatch(MILLISECONDS, cells[i]) for i in (0, 1, 3, 4)), cells
     assert sum(len(names) for names in named.values()) == len(set().union(*named.values()))  # disjoint
-    assert {"ModelCheckpoint", "ProgressBar", "StopOnNonFiniteLoss"} <= set().union(*named.values())
+    assert {"ModelCheckpoint", "LastCheckpoint", "ProgressBar", "StopOnNonFiniteLoss"} <= set().union(
+        *named.values()
+    )
     assert re.fullmatch(MILLISECONDS, added[2]) and re.fullmatch(MILLISECONDS, added[5])
 
 

@@ -30,7 +30,7 @@ SIGNALS = {name: getattr(signal, name) for name in ("SIGKILL", "SIGTERM", "SIGIN
 
 def option(kind: str, **init_args: object) -> list[str]:
     """The command-line options that add ``kind`` from here to a run: the checkpoint plugin or a callback."""
-    if kind in ("KillDuringWrite", "DiskFullAt"):
+    if kind in ("KillDuringWrite", "DiskFullAt", "RecordSaves"):
         options = [f"--trainer.plugins=probes.{kind}"]
         return options + [f"--trainer.plugins.init_args.{key}={value}" for key, value in init_args.items()]
     options = [f"--trainer.callbacks+=probes.{kind}"]
@@ -139,6 +139,19 @@ class KillDuringWrite(AtomicCheckpointIO):
             os.fsync(file.fileno())
             os.kill(os.getpid(), signal.SIGKILL)
         super().write(checkpoint, file)
+
+
+class RecordSaves(AtomicCheckpointIO):
+    """Writes the name of each checkpoint saved, and its epoch, to ``path`` (JSON lines) as it is saved."""
+
+    def __init__(self, path: str) -> None:
+        super().__init__()
+        self.path = path
+
+    def save_checkpoint(self, checkpoint: dict[str, Any], path: Any, storage_options: Any = None) -> None:
+        with open(self.path, "a", encoding="utf-8") as file:
+            file.write(json.dumps({"name": os.path.basename(path), "epoch": checkpoint["epoch"]}) + "\n")
+        super().save_checkpoint(checkpoint, path, storage_options)
 
 
 class DiskFullAt(AtomicCheckpointIO):

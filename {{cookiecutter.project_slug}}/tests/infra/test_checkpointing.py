@@ -16,7 +16,8 @@ import torch
 from conftest import load_checkpoint
 
 from {{ cookiecutter.package_name }}.infra.command.profiling import FixedStateKey
-from {{ cookiecutter.package_name }}.infra.faults.checkpointing import AtomicCheckpointIO, ModelCheckpoint
+from {{ cookiecutter.package_name }}.infra.faults.checkpoint_callbacks import ModelCheckpoint
+from {{ cookiecutter.package_name }}.infra.faults.checkpointing import AtomicCheckpointIO
 from {{ cookiecutter.package_name }}.infra.faults.durable import current_umask
 from {{ cookiecutter.package_name }}.infra.faults.early_stopping import ResumableEarlyStopping
 from {{ cookiecutter.package_name }}.infra.faults.random_state import RandomStateCheckpoint

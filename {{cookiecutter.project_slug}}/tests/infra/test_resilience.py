@@ -36,6 +36,7 @@ from {{ cookiecutter.package_name }}.infra.command.resume import discard_logs_af
 from {{ cookiecutter.package_name }}.infra.faults.preemption import RESUME_HINT
 
 BATCHES = 5  # training batches per epoch of the short runs
+EPOCHS_IF_NOT_STOPPED = 8  # a run that a failure should have stopped, but did not, gets this far
 
 
 def short_run() -> tuple[str, ...]:
@@ -99,7 +100,8 @@ def test_sigkill_then_resume_matches_an_uninterrupted_run(cli, uninterrupted, tm
 
 def test_a_full_disk_stops_the_run_at_once_in_one_line_and_keeps_every_checkpoint_before(cli, tmp_path):
     # The second file is the end of epoch 1 (a new best, or last.ckpt): written in the background, it fails.
-    result = cli(*short_run(), *probes.option("DiskFullAt", write=2), log_dir=tmp_path, check=False)
+    longer = f"--trainer.max_epochs={EPOCHS_IF_NOT_STOPPED}"
+    result = cli(*short_run(), longer, *probes.option("DiskFullAt", write=2), log_dir=tmp_path, check=False)
     assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
     said = result.stderr.strip().splitlines()[-1]
     assert said.startswith("error: could not write checkpoint ") and "No space left on device" in said, said
@@ -108,8 +110,9 @@ def test_a_full_disk_stops_the_run_at_once_in_one_line_and_keeps_every_checkpoin
     # Epoch 0's checkpoints are intact: Lightning's removal of the old best waited for its successor.
     saved = {path.name: load_checkpoint(path)["epoch"] for path in (run_dir / "checkpoints").glob("*.ckpt")}
     assert saved and set(saved.values()) == {0}, saved
-    # Stopped in the first batches of epoch 2, not at the end of the run.
-    assert max(logged_steps(read_scalars(run_dir))) <= 2 * BATCHES + 1
+    # Stopped at the first batch or epoch start after the background write failed: in epoch 2, or later by the
+    # time the writer took on a loaded machine; not at the end of the run.
+    assert max(logged_steps(read_scalars(run_dir))) < 4 * BATCHES < EPOCHS_IF_NOT_STOPPED * BATCHES
 
 
 @pytest.mark.slow

@@ -3,8 +3,10 @@
 import json
 from pathlib import Path
 
+import probes
 import pytest
-from conftest import CONFIG, MODE, MONITOR, better, checkpointed_runs, load_checkpoint
+import yaml
+from conftest import CONFIG, MODE, MONITOR, PROJECT_ROOT, better, checkpointed_runs, load_checkpoint
 from metrics import RESUME_CONTINUES_RUN, read_scalars
 
 from {{ cookiecutter.package_name }}.infra.faults import early_stopping
@@ -143,3 +145,28 @@ def test_the_profiler_named_on_the_command_line_reports_every_callback(cli, tmp_
     for callback in CONFIG["trainer"]["callbacks"]:
         name = callback["class_path"].rsplit(".", 1)[-1]
         assert f"[Callback]{name}" in report, f"{name} is missing from the profiler's report"
+
+
+@pytest.mark.parametrize("every_seconds", [None, 0])
+def test_last_ckpt_is_written_after_the_first_and_last_epochs_or_every_one(cli, tmp_path, every_seconds):
+    """Short epochs: last.ckpt after the first epoch, the last, and once a minute (default) in between."""
+    saves = tmp_path / "saves.jsonl"
+    options = [
+        "--trainer.max_epochs=4",
+        "--trainer.limit_train_batches=2",
+        *probes.option("RecordSaves", path=saves),
+    ]
+    if every_seconds is not None:  # the config's LastCheckpoint, given every_seconds 0
+        config = tmp_path / "every-epoch.yaml"
+        callbacks = yaml.safe_load((PROJECT_ROOT / "configs" / "config.yaml").read_text())["trainer"][
+            "callbacks"
+        ]
+        for callback in callbacks:
+            if callback["class_path"].endswith(".LastCheckpoint"):
+                callback["init_args"]["every_seconds"] = every_seconds
+        config.write_text(yaml.safe_dump({"trainer": {"callbacks": callbacks}}))
+        options.append(f"--config={config}")
+    cli("fit", *options, log_dir=tmp_path / "logs")
+    written = [json.loads(line) for line in saves.read_text().splitlines()]
+    last = [save["epoch"] for save in written if save["name"] == "last.ckpt"]
+    assert last == ([0, 3] if every_seconds is None else [0, 1, 2, 3]), written

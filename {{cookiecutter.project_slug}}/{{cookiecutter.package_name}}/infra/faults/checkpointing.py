@@ -3,8 +3,8 @@
 :class:`AtomicCheckpointIO` writes every checkpoint to a temporary file beside the target, fsyncs it and
 renames it over the target: a crash at any moment leaves the old file or the new one, never half. It writes
 on a background thread, so that training does not wait for the disk, and writes the same training state
-once: saved under a second name (``last.ckpt`` after a new best), it is a hard link. :class:`ModelCheckpoint`
-is Lightning's, with its state key computed once.
+once: saved under a second name (``last.ckpt`` after a new best), it is a hard link. When checkpoints are
+written is ``checkpoint_callbacks.py``'s.
 """
 
 from __future__ import annotations
@@ -17,11 +17,9 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, BinaryIO
 
-import pytorch_lightning as pl
 import torch
 from lightning_fabric.plugins.io.torch_io import TorchCheckpointIO
 
-from ..command.profiling import FixedStateKey
 from .durable import current_umask, replace
 
 # Checkpoints copied to memory and waiting for the disk, at most: a slow disk slows training rather than
@@ -180,10 +178,6 @@ class CheckpointWriteError(OSError):
 
     def __str__(self) -> str:
         return self.strerror
-
-
-class ModelCheckpoint(FixedStateKey, pl.callbacks.ModelCheckpoint):
-    """Lightning's ModelCheckpoint with its state key computed once (``FixedStateKey``): cheaper per hook."""
 
 
 def snapshot(value: Any) -> Any:
