@@ -39,7 +39,7 @@ import json, statistics, sys, tempfile, time
 from pathlib import Path
 import pytorch_lightning as pl
 from pytorch_lightning.loggers import TensorBoardLogger
-from {package}.infra.command import code_version, provenance
+from {package}.infra.command import code_version, provenance, record
 
 repeats = int(sys.argv[1])
 folder = Path(tempfile.mkdtemp())
@@ -50,7 +50,7 @@ version = code_version.code_version()
 def attempt():
     run = Path(tempfile.mkdtemp(dir=folder))
     recorded = provenance.Attempt("fit", sys.argv[1:], code_version.code_version(), None)
-    provenance.tag_loggers(trainer, recorded.start(trainer, run))
+    record.tag_loggers(trainer, recorded.start(trainer, run))
     recorded.end(trainer, "completed")
 
 

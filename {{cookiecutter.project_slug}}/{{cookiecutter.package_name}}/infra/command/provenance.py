@@ -22,7 +22,6 @@ from typing import Any
 
 import pytorch_lightning as pl
 import torch
-from pytorch_lightning.loggers import MLFlowLogger, TensorBoardLogger
 
 from ..faults.durable import write_bytes, write_text
 from .code_version import CodeVersion
@@ -119,29 +118,6 @@ def checkpoint_origin(path: str | Path, state: dict[str, Any]) -> dict[str, Any]
         "global_step": state.get("global_step"),
         "provenance": record.get("provenance"),
     }
-
-
-def tag_loggers(trainer: pl.Trainer, summary: dict[str, Any]) -> None:
-    """Give each logger the run's commit, branch and whether it had uncommitted changes, the logger's way."""
-    tags = {
-        "git_commit": summary["commit"] or f"none: {summary['why']}",
-        "git_branch": summary["branch"] or "",
-        "git_dirty": str(summary["dirty"]),
-    }
-    for logger in trainer.loggers:
-        if isinstance(logger, MLFlowLogger):
-            # Tags, not params: a resumed run may run another commit, and MLflow params never change.
-            # MLflow shows mlflow.source.git.commit as the run's commit.
-            native = {"mlflow.source.git.commit": summary["commit"]} if summary["commit"] else {}
-            for key, value in {**tags, **native}.items():
-                logger.experiment.set_tag(logger.run_id, key, value)
-            continue
-        logger.log_hyperparams(tags)  # CSV and TensorBoard: hparams.yaml; W&B: the run's config
-        if isinstance(logger, TensorBoardLogger):
-            # TensorBoard shows hyperparameters only beside a metric: its Text tab shows these, one entry
-            # per attempt (the step).
-            table = "| | |\n|---|---|\n" + "\n".join(f"| {key} | {value} |" for key, value in tags.items())
-            logger.experiment.add_text("provenance", table, global_step=summary["attempt"])
 
 
 class Attempt:

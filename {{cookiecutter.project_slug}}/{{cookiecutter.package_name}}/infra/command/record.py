@@ -1,6 +1,7 @@
 """What every checkpoint says about itself: the classes that made it, what the data gave, where it came from.
 
-The provenance summary names the run, attempt and commit that made it (``provenance.py``). Read back by
+The provenance summary names the run, attempt and commit that made it (``provenance.py``); each logger gets
+the commit too, in its own interface (``tag_loggers``). Read back by
 ``--ckpt_path`` (a checkpoint used with other data is refused), ``predict`` and ``export.py``, without the
 data. Plain values only, so that checkpoints still load with ``torch.load(weights_only=True)``.
 """
@@ -11,9 +12,10 @@ from typing import Any
 
 import pytorch_lightning as pl
 from pytorch_lightning.callbacks import Callback
+from pytorch_lightning.loggers import MLFlowLogger, TensorBoardLogger
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 
-from .provenance import Attempt, tag_loggers
+from .provenance import Attempt
 from .runs import run_folder
 
 RECORD = "record"  # the checkpoint's key
@@ -53,6 +55,29 @@ class CheckpointRecord(Callback):
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, checkpoint: dict[str, Any]
     ) -> None:
         checkpoint[RECORD] = self.record
+
+
+def tag_loggers(trainer: pl.Trainer, summary: dict[str, Any]) -> None:
+    """Give each logger the run's commit, branch and whether it had uncommitted changes, the logger's way."""
+    tags = {
+        "git_commit": summary["commit"] or f"none: {summary['why']}",
+        "git_branch": summary["branch"] or "",
+        "git_dirty": str(summary["dirty"]),
+    }
+    for logger in trainer.loggers:
+        if isinstance(logger, MLFlowLogger):
+            # Tags, not params: a resumed run may run another commit, and MLflow params never change.
+            # MLflow shows mlflow.source.git.commit as the run's commit.
+            native = {"mlflow.source.git.commit": summary["commit"]} if summary["commit"] else {}
+            for key, value in {**tags, **native}.items():
+                logger.experiment.set_tag(logger.run_id, key, value)
+            continue
+        logger.log_hyperparams(tags)  # CSV and TensorBoard: hparams.yaml; W&B: the run's config
+        if isinstance(logger, TensorBoardLogger):
+            # TensorBoard shows hyperparameters only beside a metric: its Text tab shows these, one entry
+            # per attempt (the step).
+            table = "| | |\n|---|---|\n" + "\n".join(f"| {key} | {value} |" for key, value in tags.items())
+            logger.experiment.add_text("provenance", table, global_step=summary["attempt"])
 
 
 def recorded_data_args(checkpoint: dict[str, Any]) -> dict[str, Any]:
