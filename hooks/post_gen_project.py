@@ -1,11 +1,16 @@
-"""Remove the files of the options not chosen, and print the next steps.
+"""Remove the files of the options not chosen, link the project to the template, and print the next steps.
 
-No git, no network: re-running it (e.g. by `cruft update`) is harmless.
+The link is the `.cruft.json` that `cruft create` would write (template, commit, answers), written when the
+template is a git checkout, so that a project made with plain `cookiecutter` takes in the template's later
+changes with `cruft update`. It only reads the template's git state, never the network. When cruft renders
+(`cruft create`, or the two renders of `cruft update`), cruft writes that file and the hook leaves git
+alone: re-running it is harmless.
 """
 
 import json
 import os
 import shutil
+import subprocess
 from pathlib import Path
 
 # Cookiecutter renders this into JSON inside a raw single-quoted string: JSON escapes every ' it holds,
@@ -64,6 +69,52 @@ def remove(paths: set[str]) -> None:
             path.unlink(missing_ok=True)
 
 
+# What cookiecutter adds to the answers about this machine's folders: not part of the project's record.
+MACHINE_ANSWERS = ("_output_dir", "_repo_dir", "_checkout")
+
+
+def git(folder: Path, *args: str) -> str:
+    """What ``git <args>`` prints in ``folder``; raises if git is missing or fails."""
+    command = ["git", "-C", str(folder), *args]
+    return subprocess.run(command, capture_output=True, text=True, check=True, timeout=60).stdout.strip()
+
+
+def from_shell(path: str) -> Path:
+    """A path cookiecutter was given, from the folder it was started in (the shell's)."""
+    given = Path(path).expanduser()
+    return given if given.is_absolute() else Path(os.environ.get("PWD", os.getcwd())) / given
+
+
+def link_to_template(answers: dict) -> str:
+    """Write .cruft.json as `cruft create` would, if the template is a git checkout; what to tell the user."""
+    folder = from_shell(answers["_repo_dir"])
+    try:
+        top = Path(git(folder, "rev-parse", "--show-toplevel")).resolve()
+        commit = git(folder, "rev-parse", "HEAD")
+        uncommitted = git(top, "status", "--porcelain")
+        # A local template is recorded as its folder; one cookiecutter cloned, as the URL it cloned.
+        local = from_shell(answers["_template"]).is_dir()
+        template = str(top) if local else git(top, "remote", "get-url", "origin")
+    except (OSError, subprocess.SubprocessError):
+        return "The template is not a git checkout: to take in its later changes, use `cruft link <its URL>`."
+    directory = folder.resolve().relative_to(top).as_posix()
+    context = {key: value for key, value in answers.items() if key not in MACHINE_ANSWERS}
+    context |= {"_template": template, "_commit": commit}
+    state = {
+        "template": template,
+        "commit": commit,
+        "checkout": answers.get("_checkout"),
+        "context": {"cookiecutter": context},
+        "directory": None if directory == "." else directory,
+    }
+    text = json.dumps(state, ensure_ascii=False, indent=2, separators=(",", ": ")) + "\n"
+    Path(".cruft.json").write_text(text, encoding="utf-8")
+    note = f"Linked to the template at commit {commit[:12]} (.cruft.json): `cruft update` brings its changes."
+    if uncommitted:
+        note += " The template had uncommitted changes: an update will treat them as yours."
+    return note
+
+
 def project_path() -> str:
     """Where the project is, as the user would type it from the folder they ran cookiecutter in."""
     here = Path.cwd()
@@ -73,6 +124,8 @@ def project_path() -> str:
 
 
 remove(unchosen_files(ANSWERS))
+# cruft renders with its own record of the template, which holds the commit: it writes .cruft.json itself.
+link = f"\n{link_to_template(ANSWERS)}\n" if "_commit" not in ANSWERS else ""
 first_data = (
     "\n    # put your images in data/images/<class name>/ (one sub-folder per class), then"
     if ANSWERS["example"] == "folder"
@@ -88,5 +141,5 @@ Created {project_path()}/. Next steps:
     python train.py                  # train with configs/config.yaml
     {WATCH[ANSWERS["logger"]]}
     pytest                           # the project's own tests
-"""
+{link}"""
 )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -12,6 +13,7 @@ from cookiecutter.main import cookiecutter
 from slurm import Cluster, why_unavailable
 
 TEMPLATE = Path(__file__).resolve().parents[1]
+PROJECT_FOLDER = "{{cookiecutter.project_slug}}"
 # A team's own code for test_make_it_yours.py: files of a generated project, not tests of this one.
 collect_ignore = ["teams"]
 # The generated projects' helper that starts their scripts (it holds no template markers), shared, not copied.
@@ -36,9 +38,21 @@ ANSWERS = {
 }
 
 
-def render(output_dir: Path, **answers: str) -> Path:
-    """Render the template with ``answers`` (defaults for the rest) and return the project folder."""
-    return Path(cookiecutter(str(TEMPLATE), no_input=True, extra_context=answers, output_dir=str(output_dir)))
+def render(output_dir: Path, template: Path = TEMPLATE, **answers: str) -> Path:
+    """Render ``template`` with ``answers`` (defaults for the rest) and return the project folder."""
+    return Path(cookiecutter(str(template), no_input=True, extra_context=answers, output_dir=str(output_dir)))
+
+
+def copy_template(destination: Path) -> Path:
+    """The template's files (as they are on disk, committed or not) copied to ``destination``, without git."""
+    destination.mkdir(parents=True)
+    for name in ("cookiecutter.json", "local_extensions.py", "hooks", "templates", PROJECT_FOLDER):
+        source = TEMPLATE / name
+        if source.is_dir():
+            shutil.copytree(source, destination / name, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy(source, destination / name)
+    return destination
 
 
 @pytest.fixture(scope="session")

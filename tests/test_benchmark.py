@@ -88,3 +88,21 @@ def test_readme_quotes_the_latest_results():
     results = (TEMPLATE / "benchmarks" / "RESULTS.md").read_text(encoding="utf-8").strip()
     assert all(column in results for column in COLUMNS)
     assert results in (TEMPLATE / "README.md").read_text(encoding="utf-8")
+
+
+@pytest.mark.slow
+def test_provenance_benchmark_quick_mode_times_each_part_and_whole_runs(tmp_path):
+    out = tmp_path / "PROVENANCE.md"
+    run(python(str(TEMPLATE / "benchmarks" / "provenance.py"), "--quick", f"--out={out}"), cwd=tmp_path)
+    (header, *parts), (runs_header, *runs) = tables(out.read_text(encoding="utf-8"))
+    assert header[1:] == ["committed code", "with uncommitted changes"]
+    assert [row[0] for row in parts][-1] == "a whole attempt, written" and len(parts) == 4
+    assert all(re.fullmatch(MILLISECONDS, cell) for row in parts for cell in row[1:]), parts
+    assert [row[0] for row in runs[:2]] == ["as generated", "recording nothing"]
+    assert all(re.fullmatch(r"\d+\.\d\d s", row[1]) for row in runs[:2]), runs
+    assert re.fullmatch(r"-?\d+ ms \(-?\d+ to -?\d+ ms\)", runs[2][1]), runs
+
+
+def test_readme_quotes_the_latest_provenance_results():
+    results = (TEMPLATE / "benchmarks" / "PROVENANCE.md").read_text(encoding="utf-8").strip()
+    assert results in (TEMPLATE / "README.md").read_text(encoding="utf-8")

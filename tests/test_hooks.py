@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import render
+from conftest import copy_template, render
 from cookiecutter.exceptions import FailedHookException
 
 
@@ -78,3 +78,11 @@ def test_next_steps_give_the_path_given_with_output_dir(tmp_path, capfd, monkeyp
     out = capfd.readouterr().out
     assert "cd projects/team/digits-classifier" in out
     assert (tmp_path / "projects" / "team" / "digits-classifier" / "train.py").is_file()
+
+
+def test_a_template_outside_git_links_nothing_and_says_how(tmp_path, capfd, monkeypatch):
+    template = copy_template(tmp_path / "template")
+    monkeypatch.setenv("GIT_CEILING_DIRECTORIES", str(tmp_path))  # wherever the tests run, no repository
+    project = render(tmp_path / "out", template)
+    assert (project / "train.py").is_file() and not (project / ".cruft.json").exists()
+    assert "The template is not a git checkout" in capfd.readouterr().out

@@ -16,6 +16,7 @@ import json
 import re
 import shutil
 import subprocess
+import sys
 import tomllib
 from pathlib import Path
 
@@ -94,14 +95,17 @@ def template_files() -> set[str]:
 
 
 def expected_files(options: dict) -> set[str]:
-    """The files a project generated with ``options`` (and default names) must have, and no others."""
+    """The files a project generated with ``options`` (and default names) must have, and no others.
+
+    ``.cruft.json`` too: the hook links every project rendered from a git checkout, as the tests render.
+    """
     removed, kept = set(), set()
     for option, files_of in option_files().items():
         for value, paths in files_of.items():
             chosen = value == options.get(option, CONTEXT[option][0] if option == "license" else None)
             (kept if chosen else removed).update(p.format(package=PACKAGE) for p in paths)
     removed -= kept
-    return {
+    return {".cruft.json"} | {
         path
         for path in template_files()
         if not any(path == gone or path.startswith(gone + "/") for gone in removed)
@@ -236,6 +240,34 @@ def test_ci_installs_cpu_torch_then_lints_and_tests(project, index):
     assert -1 not in positions and positions == sorted(positions), script
 
 
+@pytest.mark.parametrize("ci", ["github", "gitlab"])
+def test_ci_validates_against_the_official_schema_and_updates_from_the_template_weekly(project, ci):
+    index = next(index for index, combination in enumerate(COMBINATIONS) if combination["ci"] == ci)
+    root = project(index)
+    if ci == "github":
+        files = sorted((root / ".github" / "workflows").glob("*.yml"))
+        schema = "vendor.github-workflows"
+        update = yaml.safe_load((root / ".github" / "workflows" / "template-update.yml").read_text())
+        assert [entry["cron"] for entry in update[True]["schedule"]] and "workflow_dispatch" in update[True]
+        steps = update["jobs"]["update"]["steps"]
+        script, request = steps[-2]["run"], steps[-1]
+        # The request is its own step, taken only when the script printed a branch.
+        assert request["if"] == "steps.update.outputs.branch != ''" and "gh pr create" in request["run"]
+    else:
+        files = [root / ".gitlab-ci.yml"]
+        schema = "vendor.gitlab-ci"
+        jobs = yaml.safe_load(files[0].read_text())
+        update = jobs["template-update"]
+        assert update["rules"] == [{"if": '$CI_PIPELINE_SOURCE == "schedule" && $TEMPLATE_UPDATE == "true"'}]
+        assert jobs["test"]["rules"] == [{"if": '$TEMPLATE_UPDATE != "true"'}]
+        script, request = "\n".join(update["script"][:-1]), update["script"][-1]
+        assert request.startswith('if [ -n "$branch" ]') and "merge_request.create" in request
+    assert "python scripts/update_from_template.py" in script and "cruft" in script
+    # Offline: the schemas come with check-jsonschema.
+    checker = Path(sys.executable).with_name("check-jsonschema")
+    run([str(checker), "--builtin-schema", schema, *map(str, files)], cwd=root)
+
+
 @pytest.mark.parametrize("index", range(len(COMBINATIONS)), ids=IDS)
 def test_dockerfile_caches_dependencies_and_runs_unprivileged(project, index):
     options, root = COMBINATIONS[index], project(index)
@@ -335,6 +367,8 @@ def test_trains_with_its_logger(project, tmp_path, pair):
     assert not (root / "data").exists(), "nothing may be downloaded"
     (run_folder,) = {path.parents[1] for path in root.glob("logs/**/checkpoints/last.ckpt")}
     assert (run_folder / "config.yaml").is_file(), "the run's config belongs in its own folder"
+    (attempt,) = json.loads((run_folder / "provenance.json").read_text(encoding="utf-8"))["attempts"]
+    assert attempt["outcome"] == "completed" and attempt["run"] == str(run_folder.resolve())
 
 
 def test_the_wandb_reader_takes_every_folder_of_a_run_and_only_those():

@@ -7,6 +7,7 @@ Each job is 2 CPU tasks on one node, so 2 DDP ranks (gloo). Signals reach the jo
 
 from __future__ import annotations
 
+import json
 import random
 import re
 import signal
@@ -139,6 +140,13 @@ def test_interrupted_job_requeues_resumes_and_completes(cluster, project, tmp_pa
     assert text.count("Restored all states from the checkpoint") == 1, text
     (run,) = runs(tmp_path)
     assert_completed_once(run, epochs)
+    # The requeue is the run's second attempt, appended by rank 0 of each: the job, its restarts, the start.
+    first, second = json.loads((run / "provenance.json").read_text(encoding="utf-8"))["attempts"]
+    assert [first["outcome"], second["outcome"]] == ["stopped", "completed"], (first, second)
+    assert [attempt["host"]["slurm"]["job"] for attempt in (first, second)] == [job, job]
+    assert [attempt["host"]["slurm"].get("restarts", "0") for attempt in (first, second)] == ["0", "1"]
+    assert second["checkpoint"]["path"] == str((run / "checkpoints" / "last.ckpt").resolve())
+    assert first["hardware"]["world_size"] == second["hardware"]["world_size"] == 2
 
     # The next job of the same project is a new experiment: a run of its own, from scratch.
     fresh = submit(cluster, project, tmp_path, "--trainer.max_epochs=2")

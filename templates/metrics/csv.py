@@ -21,3 +21,10 @@ def read_scalars(run_dir: Path) -> dict[str, list[tuple[int, float]]]:
                 if value != "":
                     scalars.setdefault(name, []).append((step, float(value)))
     return {name: sorted(points) for name, points in scalars.items()}
+
+
+def read_commit(run_dir: Path) -> str:
+    """The git commit of the run, from the hyperparameters the CSV logger wrote (hparams.yaml)."""
+    import yaml
+
+    return yaml.safe_load((run_dir / "hparams.yaml").read_text(encoding="utf-8"))["git_commit"]

@@ -25,3 +25,12 @@ def read_scalars(run_dir: Path) -> dict[str, list[tuple[int, float]]]:
         name: sorted((metric.step, metric.value) for metric in client.get_metric_history(run_id, name))
         for name in client.get_run(run_id).data.metrics
     }
+
+
+def read_commit(run_dir: Path) -> str:
+    """The git commit of the run's latest attempt, as the MLflow UI shows it (a tag)."""
+    from mlflow.tracking import MlflowClient
+
+    os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
+    client = MlflowClient(tracking_uri=run_dir.parents[1].resolve().as_uri())
+    return client.get_run(run_dir.name).data.tags["mlflow.source.git.commit"]

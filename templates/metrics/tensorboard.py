@@ -25,3 +25,14 @@ def read_scalars(run_dir: Path) -> dict[str, list[tuple[int, float]]]:
         tag: sorted((event.step, event.value) for event in accumulator.Scalars(tag))
         for tag in accumulator.Tags()["scalars"]
     }
+
+
+def read_commit(run_dir: Path) -> str:
+    """The git commit of the run's latest attempt, as TensorBoard's Text tab shows it."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    accumulator = EventAccumulator(str(run_dir), size_guidance={"tensors": 0})
+    accumulator.Reload()
+    latest = max(accumulator.Tensors("provenance/text_summary"), key=lambda event: event.step)
+    rows = [row.strip("| ").split(" | ") for row in latest.tensor_proto.string_val[0].decode().splitlines()]
+    return dict(row for row in rows if len(row) == 2)["git_commit"]

@@ -78,18 +78,23 @@ def written(path: Path, settle: float = 2.0, timeout: float = 60.0) -> list[byte
         time.sleep(0.1)
 
 
-def read_scalars(run_dir: Path) -> dict[str, list[tuple[int, float]]]:
-    """All metrics of one run, as ``{name: [(global step, value), ...]}`` ordered by step.
+def run_files(run_dir: Path) -> list[Path]:
+    """The ``.wandb`` files of one run, oldest first: one per process that wrote the run.
 
     ``run_dir`` is ``<save_dir>/<project>/<run id>`` (the folder with ``checkpoints/``); W&B keeps the run
     itself in ``<save_dir>/wandb/offline-run-<time>-<run id>/`` (``run_folder``), one folder per process.
     """
+    named = run_folder(re.escape(run_dir.name))
+    folders = [f for f in sorted(run_dir.parents[1].glob("wandb/offline-run-*")) if named.fullmatch(f.name)]
+    return [path for folder in folders for path in sorted(folder.glob("run-*.wandb"))]
+
+
+def read_scalars(run_dir: Path) -> dict[str, list[tuple[int, float]]]:
+    """All metrics of one run (``run_files``), as ``{name: [(global step, value), ...]}`` ordered by step."""
     from wandb.proto.wandb_internal_pb2 import Record
 
     scalars: dict[str, list[tuple[int, float]]] = {}
-    named = run_folder(re.escape(run_dir.name))
-    folders = [f for f in sorted(run_dir.parents[1].glob("wandb/offline-run-*")) if named.fullmatch(f.name)]
-    for path in (path for folder in folders for path in sorted(folder.glob("run-*.wandb"))):
+    for path in run_files(run_dir):
         for raw in written(path):
             record = Record.FromString(raw)
             if record.WhichOneof("record_type") != "history":
@@ -101,3 +106,17 @@ def read_scalars(run_dir: Path) -> dict[str, list[tuple[int, float]]]:
                 if not name.startswith("_") and isinstance(value, int | float):
                     scalars.setdefault(name, []).append((step, float(value)))
     return {name: sorted(points) for name, points in scalars.items()}
+
+
+def read_commit(run_dir: Path) -> str:
+    """The git commit of the run's latest attempt, from the config updates in its ``.wandb`` files."""
+    from wandb.proto.wandb_internal_pb2 import Record
+
+    commits = []
+    for path in run_files(run_dir):
+        for raw in written(path):
+            record = Record.FromString(raw)
+            if record.WhichOneof("record_type") == "config":
+                updates = record.config.update
+                commits += [json.loads(item.value_json) for item in updates if item.key == "git_commit"]
+    return commits[-1]

@@ -187,14 +187,19 @@ def cli(capfd: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch):
 
 
 def run_train(
-    *args: str, log_dir: Path, check: bool = True, env: dict[str, str] | None = None, timeout: float = 1200
+    *args: str,
+    log_dir: Path,
+    check: bool = True,
+    env: dict[str, str] | None = None,
+    timeout: float = 1200,
+    project: Path = PROJECT_ROOT,
 ) -> Result:
     """Run ``python train.py <args>`` as a process of its own, with logs and checkpoints under ``log_dir``.
 
     With ``check`` (the default) the run must succeed; without, the caller inspects the failure. ``env``
-    adds environment variables.
+    adds environment variables; ``project`` is the folder whose train.py (and code) runs.
     """
-    process = processes.start(PROJECT_ROOT / "train.py", command_line(args, log_dir), PROJECT_ROOT, env)
+    process = processes.start(project / "train.py", command_line(args, log_dir), project, env)
     result = Result(process.wait(timeout), *process.communicate())
     if check:
         assert_succeeded(args, result)

@@ -7,6 +7,7 @@ together, and a stopped run resuming exactly.
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import shutil
@@ -102,6 +103,11 @@ def test_the_multinode_script_trains_one_run(tmp_path):
     # Whether a metric covers the whole validation set or rank 0's share is the module's choice (torchmetrics,
     # or sync_dist=True): tests/test_example.py checks the example's.
     assert len(read_scalars(run_dir)[MONITOR]) == 1
+    # Global rank 0 wrote the run's provenance, once; node 1's process, its own node's first, did not.
+    (attempt,) = json.loads((run_dir / "provenance.json").read_text())["attempts"]
+    assert (attempt["hardware"]["world_size"], attempt["hardware"]["nodes"]) == (2, 2)
+    assert attempt["outcome"] == "completed" and attempt["host"]["global_rank"] == 0
+    assert not list(run_dir.glob(".*.tmp"))
 
 
 def test_processes_that_chose_different_checkpoints_stop_at_once_with_one_line(cli, tmp_path):

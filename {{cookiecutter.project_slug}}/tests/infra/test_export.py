@@ -22,6 +22,7 @@ from conftest import (
 )
 
 import {{ cookiecutter.package_name }}.infra.outputs.exporting as export
+from {{ cookiecutter.package_name }}.infra.command.code_version import code_version
 from {{ cookiecutter.package_name }}.infra.command.linking import data_args
 from {{ cookiecutter.package_name }}.infra.outputs.export_inputs import example_inputs, flatten_outputs
 
@@ -65,6 +66,13 @@ def test_both_formats_run_in_a_fresh_process_and_match_pytorch(
     assert contract["checkpoint"] == str(best)  # best resolves as train.py resolves it
     assert contract["checkpoint_sha256"] == hashlib.sha256(best.read_bytes()).hexdigest()
     assert contract["epoch"] == load_checkpoint(best)["epoch"]
+    # Traceable to its code: the run, attempt and commit that trained it, and the code that exported it.
+    assert contract["provenance"] == load_checkpoint(best)["record"]["provenance"]
+    assert contract["provenance"]["run"] == str(run.resolve())
+    exporting_code = code_version()
+    assert contract["exported_with"] == {
+        key: getattr(exporting_code, key) for key in ("commit", "branch", "dirty", "why")
+    }
     assert contract["data_args"] == data_args(make_datamodule())
     for fmt in ("onnx", "pt2"):
         assert contract["formats"][fmt]["max_abs_error"] >= 0

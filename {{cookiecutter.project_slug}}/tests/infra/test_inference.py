@@ -5,6 +5,7 @@ best checkpoint was chosen by them. Predictions are checked against the module's
 """
 
 import csv
+import json
 import math
 import shutil
 from pathlib import Path
@@ -58,6 +59,10 @@ def test_validate_best_reproduces_the_metric_logged_when_it_was_saved(cli, log_d
     run, result = evaluate(cli, "validate", "--ckpt_path=best", log_dir=log_dir)
     assert MONITOR in result.stdout and "Validate metric" in result.stdout  # the printed table
     assert read_scalars(run)[MONITOR][-1][1] == pytest.approx(logged[training["best_epoch"]], rel=1e-5)
+    # The evaluation's run records the checkpoint it evaluated, and where that came from.
+    (attempt,) = json.loads((run / "provenance.json").read_text())["attempts"]
+    assert attempt["subcommand"] == "validate"
+    assert attempt["checkpoint"] == origin(log_dir, training["best"].name)
 
 
 def direct_predictions(checkpoint: Path) -> dict[str, list]:
@@ -107,6 +112,27 @@ def test_predict_writes_one_row_per_sample_with_what_predict_step_returns(cli, l
     if ids is not None:
         assert [row["id"] for row in rows] == [str(sample) for sample in ids]
     assert_rows_match(rows, expected)
+    # Beside them, what they are and where they come from: the run, and the checkpoint with its origin.
+    about = json.loads(path.with_suffix(".json").read_text())
+    assert (about["file"], about["rows"], about["columns"]) == (path.name, len(rows), list(rows[0]))
+    assert about["run"] == str(run.resolve())
+    assert about["checkpoint"] == origin(log_dir, training["best"].name)
+
+
+def origin(log_dir: Path, name: str) -> dict:
+    """How a run that used checkpoint ``name`` of the trained run in ``log_dir`` names it: its file, epoch,
+    step, and the summary of the run that trained it (the trained run was copied here: its original folder).
+    """
+    (trained,) = checkpointed_runs(log_dir)
+    checkpoint = trained / "checkpoints" / name
+    state = load_checkpoint(checkpoint)
+    assert state["record"]["provenance"]["attempt"] == 1
+    return {
+        "path": str(checkpoint.resolve()),
+        "epoch": state["epoch"],
+        "global_step": state["global_step"],
+        "provenance": state["record"]["provenance"],
+    }
 
 
 def test_merging_shares_keeps_each_sample_once():

@@ -50,6 +50,16 @@ def test_resume_from_last_continues_the_same_run(cli, tmp_path):
     assert checkpoint["epoch"] == 3
     val_steps = [step for step, _ in read_scalars(run)[MONITOR]]
     assert len(val_steps) == len(set(val_steps)) == (4 if RESUME_CONTINUES_RUN else 2)
+    # The resume is the run's second attempt, recorded beside the first (which a new run folder copies).
+    first, second = json.loads((run / "provenance.json").read_text())["attempts"]
+    assert [attempt["attempt"] for attempt in (first, second)] == [1, 2]
+    assert [attempt["outcome"] for attempt in (first, second)] == ["completed", "completed"]
+    assert first["ended"] <= second["started"] and first["checkpoint"] is None
+    resumed_from = second["checkpoint"]
+    assert (resumed_from["epoch"], Path(resumed_from["path"]).name) == (1, "last.ckpt")
+    assert resumed_from["provenance"]["attempt"] == 1 and resumed_from["provenance"]["run"] == first["run"]
+    assert (first["epochs_completed"], second["epochs_completed"]) == (2, 4)
+    assert checkpoint["record"]["provenance"]["attempt"] == 2
 
 
 def test_a_run_that_early_stopping_ended_trains_on_when_resumed(monkeypatch):

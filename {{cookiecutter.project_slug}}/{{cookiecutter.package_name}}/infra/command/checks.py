@@ -31,7 +31,7 @@ class ConciseParser(LightningArgumentParser):
         return f"usage: {self.prog} [options]\n"
 
     def error(self, message: str, ex: Exception | None = None):
-        return super().error(one_line_class_error(message), ex)
+        return super().error(one_line_choice_error(one_line_class_error(message)), ex)
 
 
 # jsonargparse's error for an argument of a class named by class_path: a paragraph about every type the
@@ -54,6 +54,21 @@ def one_line_class_error(message: str) -> str:
     if mistyped := re.search(r'Parser key "([\w.]+)":\s*(.*)', problem, re.DOTALL):
         return f"{section}.init_args.{mistyped[1]}: {' '.join(mistyped[2].split())}"
     return f"{section} ({name}): {' '.join(problem.split())}"
+
+
+# jsonargparse's error for a value outside a fixed set of choices (a Literal), over two lines.
+CHOICE_ERROR = re.compile(
+    r'Parser key "(?P<key>[\w.]+)":\s*Expected a typing.Literal\[(?P<choices>.*)\]\. Got value: '
+)
+
+
+def one_line_choice_error(message: str) -> str:
+    """``message`` as one line if it is about a value that is not one of the choices."""
+    found = CHOICE_ERROR.search(message)
+    if not found:
+        return message
+    value = message[found.end() :].strip()
+    return f"{found['key']}: {value} is not one of {found['choices']}"
 
 
 def read_checkpoint(path: Path, weights_only: bool | None) -> dict:

@@ -14,6 +14,7 @@ import warnings
 from argparse import ArgumentError
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Literal
 
 import pytorch_lightning as pl
 from pytorch_lightning.cli import LightningArgumentParser, LightningCLI
@@ -29,6 +30,7 @@ from .checks import (
     reported_as_one_line,
 )
 from .claims import is_first_process, release_runs
+from .code_version import check_committed, code_version
 from .defaults import (
     SUBCOMMANDS,
     default_config,
@@ -45,9 +47,10 @@ from .linking import (
     takes_any_keyword,
 )
 from .output import quiet_known_noise
+from .provenance import Attempt, checkpoint_origin
 from .record import CheckpointRecord, recorded_data_args
 from .resume import claim_run, discard_logs_after, find_checkpoint
-from .runs import SaveRunConfig, check_run_folders
+from .runs import SaveRunConfig, as_configured, check_run_folders
 
 
 class TrainingCLI(LightningCLI):
@@ -68,6 +71,14 @@ class TrainingCLI(LightningCLI):
         every = LightningCLI.subcommands()
         return {self.only: every[self.only]} if self.only else every
 
+    def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
+        parser.add_argument(
+            "--uncommitted_code",
+            type=Literal["warn", "refuse"],
+            default="warn",
+            help="What fit does when the code has uncommitted changes: warn (and record them), or refuse",
+        )
+
     def parse_arguments(self, parser: LightningArgumentParser, args) -> None:
         """Parse, then turn ``--ckpt_path last|best`` into a file; the values the data gives come later.
 
@@ -76,8 +87,11 @@ class TrainingCLI(LightningCLI):
         """
         with data_values_pending():
             super().parse_arguments(parser, args)
+        self.arguments = sys.argv[1:] if args is None else list(args)
         subcommand = self.config.get("subcommand")
         config = self.config[subcommand] if subcommand else None
+        if config:  # before the run is claimed or continued below, which names it in the logger's arguments
+            self.save_config_kwargs["as_configured"] = as_configured(config.trainer.logger)
         self.continued, self.checkpoint = None, None
         if config and config.ckpt_path in ("last", "best"):
             self.continued = find_checkpoint(config, reuse_run=subcommand == "fit")
@@ -125,6 +139,12 @@ class TrainingCLI(LightningCLI):
         if self.checkpoint is not None:
             check_same_data(given, recorded_data_args(self.checkpoint), config.ckpt_path)
         link(config.model, given, f"{type(self.data).__name__}.model_args()")
+        # Rank 0 records the code; with "refuse", every rank checks it, so that all stop alike.
+        code = code_version() if is_first_process() or config.uncommitted_code == "refuse" else None
+        if self.subcommand == "fit":
+            check_committed(code, config.uncommitted_code)
+        origin = checkpoint_origin(config.ckpt_path, self.checkpoint) if self.checkpoint is not None else None
+        self.attempt = Attempt(self.subcommand, self.arguments, code, origin)
         try:  # now that every value is known
             self.parser.validate(self.config)
         except (TypeError, KeyError, ValueError) as error:
@@ -150,7 +170,7 @@ class TrainingCLI(LightningCLI):
         self.model = self._get(self.config_init, "model")
         self._add_configure_optimizers_method_to_model(self.subcommand)
         self.trainer = self.instantiate_trainer()
-        self.trainer.callbacks.append(CheckpointRecord(self.record))
+        self.trainer.callbacks.append(CheckpointRecord(self.record, self.attempt))
 
     def after_instantiate_classes(self) -> None:
         super().after_instantiate_classes()

@@ -32,6 +32,18 @@ CONTINUE_ARGUMENT = {
 }
 
 
+# The logger arguments the command line sets to claim or continue a run (CONTINUE_ARGUMENT, W&B's resume,
+# TensorBoard's purge_step). A run's config.yaml keeps them as configured: `--config <run>/config.yaml`
+# must start a new run, not write into that one.
+RUN_ARGUMENTS = (*CONTINUE_ARGUMENT.values(), "resume", "purge_step")
+
+
+def as_configured(logger_config) -> dict:
+    """The values ``RUN_ARGUMENTS`` have in the configuration, before the command line sets any."""
+    arguments = getattr(logger_config, "init_args", None) or {}
+    return {key: arguments[key] for key in RUN_ARGUMENTS if key in arguments}
+
+
 def logger_kind(logger_config) -> str:
     """The logger's class name, e.g. ``TensorBoardLogger``, from its ``class_path``."""
     return logger_config.class_path.rsplit(".", 1)[-1]
@@ -162,8 +174,18 @@ def same_checkpoint_on_every_rank(trainer: pl.Trainer, checkpoint: str | None) -
 class SaveRunConfig(SaveConfigCallback):
     """Saves the resolved ``config.yaml`` into the run's own folder, next to its ``checkpoints/``.
 
-    First, before anything is restored, it checks that every process starts from the same checkpoint.
+    ``python train.py --config <run>/config.yaml`` runs it again: as a new run (the logger's arguments that
+    named this one are saved as configured), and for ``fit`` from scratch (the checkpoint a resume started
+    from is in the run's provenance.json). First, before anything is restored, it checks that every process
+    starts from the same checkpoint.
+
+    Args:
+        as_configured: The configured values of the logger's ``RUN_ARGUMENTS``.
     """
+
+    def __init__(self, *args, as_configured: dict | None = None, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.as_configured = as_configured or {}
 
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         same_checkpoint_on_every_rank(trainer, self.config.get("ckpt_path"))
@@ -172,5 +194,16 @@ class SaveRunConfig(SaveConfigCallback):
         folder = run_folder(trainer)
         if trainer.is_global_zero:
             lock_run(folder)  # already locked unless the logger names its runs itself (MLflow, W&B)
-            self.parser.save(self.config, folder / self.config_filename, overwrite=True)
+            self.parser.save(self.rerunnable(stage), folder / self.config_filename, overwrite=True)
         self.already_saved = True
+
+    def rerunnable(self, stage: str):
+        """The configuration, with the logger's run arguments as configured and, for fit, no checkpoint."""
+        config = self.config.clone()
+        arguments = getattr(config.trainer.logger, "init_args", None)
+        for key in RUN_ARGUMENTS if arguments is not None else ():
+            if key in arguments:
+                arguments[key] = self.as_configured.get(key)
+        if stage == "fit":
+            config.ckpt_path = None
+        return config

@@ -57,11 +57,16 @@ def replace(target: Path, fill: Callable[[Path], None], mode: int | None = None)
 
 
 def write_text(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` whole: a reader at any moment sees the old text or the new."""
+    """Write ``text`` to ``path`` whole, as UTF-8: a reader at any moment sees the old text or the new."""
+    write_bytes(path, text.encode("utf-8"))
+
+
+def write_bytes(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` whole: a reader at any moment sees the old content or the new."""
 
     def fill(temporary: Path) -> None:
-        with open(temporary, "w", encoding="utf-8") as file:
-            file.write(text)
+        with open(temporary, "wb") as file:
+            file.write(data)
             file.flush()
             os.fsync(file.fileno())
 

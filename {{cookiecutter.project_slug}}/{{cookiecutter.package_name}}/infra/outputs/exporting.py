@@ -6,7 +6,8 @@
   AOTInductor for C++), taking the arguments of the model's ``forward`` with any batch size;
 - ``model.json``: what a consumer needs: each input and output (name, dtype, shape), what ``forward``
   returns (its docstring), the values the data gave the model (``model_args()``: class names, a
-  normalisation...), the checkpoint, and the measured difference from PyTorch.
+  normalisation...), the checkpoint and where it came from (the run, attempt and commit that trained it, as
+  recorded in it), the code that exported it, and the measured difference from PyTorch.
 
 The model is built as ``python train.py predict --ckpt_path ...`` builds it; the inputs of the export and
 of its check are real samples of the configured data (``export_inputs.py``). Each exported file is loaded
@@ -37,6 +38,7 @@ from torch import Tensor, nn
 
 from ..command.checks import read_checkpoint, reported_as_one_line
 from ..command.cli import build
+from ..command.code_version import code_version
 from ..command.defaults import default_config
 from ..command.output import quiet_known_noise
 from ..command.record import recorded_data_args
@@ -189,11 +191,14 @@ def describe(checkpoint: Path, state: dict, module: nn.Module, samples: tuple, r
     """The consumer's contract, written as model.json next to the exported files."""
     with torch.no_grad():
         outputs = flatten_outputs(module(*samples))
+    exported_with = code_version()  # the code of forward(), which may have changed since training
     return {
         "checkpoint": str(checkpoint),
         "checkpoint_sha256": file_sha256(checkpoint),
         "epoch": state.get("epoch"),
         "global_step": state.get("global_step"),
+        "provenance": (state.get("record") or {}).get("provenance"),  # the run, attempt and commit
+        "exported_with": {key: getattr(exported_with, key) for key in ("commit", "branch", "dirty", "why")},
         "model": f"{type(module).__module__}.{type(module).__qualname__}",
         "inputs": [signature(*pair) for pair in zip(input_names(module, samples), samples, strict=True)],
         "outputs": [signature(*pair) for pair in zip(output_names(module(*samples)), outputs, strict=True)],

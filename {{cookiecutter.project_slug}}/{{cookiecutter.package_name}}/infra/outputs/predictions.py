@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -15,7 +16,9 @@ from pytorch_lightning.utilities import rank_zero_info
 from pytorch_lightning.utilities.exceptions import MisconfigurationException
 from torch import Tensor
 
+from ..command.provenance import read_attempts
 from ..command.runs import run_folder
+from ..faults.durable import write_text
 from .batches import split_batch
 
 Columns = dict[str, list[Any]]  # column name -> one value per sample
@@ -30,6 +33,10 @@ class PredictionWriter(BasePredictionWriter):
     tensors or lists, a column each. A value of several numbers per sample takes a column per number,
     ``<name>_<k>`` (one number, of shape ``(batch, 1)``, a column of its own name).
 
+    Beside it, a JSON file of the same name says what it holds and where it comes from: the run that
+    predicted (whose provenance.json records how), and the checkpoint it used: its path, epoch and step,
+    and the commit and run that trained it.
+
     Under DDP every process predicts its share; rank 0 gathers them, drops the duplicates a padding sampler
     adds, checks that every sample is there once, and writes the file. Predictions stay in memory until the
     end of the epoch, which is fine for evaluation sets; stream per-rank files for very large ones.
@@ -41,15 +48,20 @@ class PredictionWriter(BasePredictionWriter):
 
     def __init__(self, output_path: str | None = None) -> None:
         super().__init__(write_interval="epoch")
+        if output_path is not None and Path(output_path).suffix == ".json":
+            # The description beside the predictions takes that name.
+            raise MisconfigurationException(f"PredictionWriter output_path {output_path}: give a .csv file")
         self.output_path = output_path
         self.path: Path | None = None
+        self.run: Path | None = None
         self.targets: list[Tensor | None] = []
         self.written = ""
 
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         if stage == "predict":
             # run_folder is broadcast from rank 0, so every process asks for it, not only rank 0.
-            self.path = Path(self.output_path or run_folder(trainer) / "predictions.csv")
+            self.run = run_folder(trainer)
+            self.path = Path(self.output_path or self.run / "predictions.csv")
 
     def on_predict_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self.targets = []
@@ -87,7 +99,9 @@ class PredictionWriter(BasePredictionWriter):
             dataset = (loaders[0] if isinstance(loaders, list | tuple) else loaders).dataset
             order, columns = merge(shares, len(dataset))
             ids = getattr(dataset, "sample_ids", None)
-            self._write(order, {**({"id": [ids[i] for i in order]} if ids is not None else {}), **columns})
+            columns = {**({"id": [ids[i] for i in order]} if ids is not None else {}), **columns}
+            self._write(order, columns)
+            self._describe(trainer, len(order), ["index", *columns])
 
     def _write(self, indices: list[int], columns: Columns) -> None:
         assert self.path is not None, "setup() sets the path before predicting"
@@ -101,6 +115,15 @@ class PredictionWriter(BasePredictionWriter):
                 writer.writerow([index, *(cell(values[row]) for values in columns.values())])
         os.replace(partial, self.path)
         self.written = f"Wrote {len(indices)} predictions to {self.path}"
+
+    def _describe(self, trainer: pl.Trainer, rows: int, columns: list[str]) -> None:
+        """Write the JSON file beside the predictions: their columns, run and checkpoint."""
+        assert self.path is not None and self.run is not None, "setup() sets them before predicting"
+        attempts = read_attempts(self.run)  # the command line's record of this run, if it ran this one
+        checkpoint = attempts[-1]["checkpoint"] if attempts else {"path": trainer.ckpt_path}
+        about = {"file": self.path.name, "rows": rows, "columns": columns, "run": str(self.run.resolve())}
+        about |= {"checkpoint": checkpoint}
+        write_text(self.path.with_suffix(".json"), json.dumps(about, indent=2) + "\n")
 
     def teardown(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         # Said at teardown, once the progress bar has closed, so that the line stands on its own.
