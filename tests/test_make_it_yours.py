@@ -281,7 +281,7 @@ def token_task(project: Path) -> None:
     """A token-sequence classifier whose vocabulary size and class names come from its DataModule."""
     model = {
         "class_path": f"{PACKAGE}.lightning.module.MarkerClassifier",
-        "init_args": {"width": 32, "lr": 0.01},
+        "init_args": {"width": 32, "lr": 0.05},
     }
     replace_section(project, "model", model)
     data = {"class_path": f"{PACKAGE}.data.sequences.MarkedSequences", "init_args": {"batch_size": 64}}

@@ -264,7 +264,8 @@ def test_a_requeue_that_fails_says_so_and_how_to_resume(on_path, tmp_path, scont
     # The stand-in alone on PATH, or no scontrol at all.
     env = {**PROBES_ENV, "PATH": str(tmp_path / "bin"), "SLURM_JOB_ID": "123"}
     requeue_signal = probes.option("KillAt", epoch=1, batch=1, signal="SIGUSR1")
-    killed = run_train(*short_run(), *requeue_signal, log_dir=tmp_path, check=False, env=env)
+    logs = tmp_path / "logs"  # beside bin/, which an MLflow store in tmp_path would take for an experiment
+    killed = run_train(*short_run(), *requeue_signal, log_dir=logs, check=False, env=env)
     assert killed.returncode == 128 + signal.SIGUSR1, killed.stderr
     problem = "scontrol cannot be run" if scontrol == "missing" else "Access/permission denied"
     said = [line for line in killed.stderr.splitlines() if line.endswith("the job is not requeued")]

@@ -40,10 +40,16 @@ def slurm_job() -> str | None:
     return os.environ.get("SLURM_JOB_ID")
 
 
+def will_make(folder: Path) -> None:
+    """Note that this run is about to make ``folder``: removed again, with its parents, if left empty."""
+    folder = folder.resolve()
+    _made.extend(made for made in (folder, *folder.parents) if not made.exists() and made not in _made)
+
+
 def claim_version(experiment: Path) -> int:
     """Create the next free ``version_N`` folder under ``experiment`` and return its N."""
     experiment = experiment.resolve()
-    _made.extend(folder for folder in (experiment, *experiment.parents) if not folder.exists())
+    will_make(experiment)
     experiment.mkdir(parents=True, exist_ok=True)
     taken = [p.name.removeprefix("version_") for p in experiment.glob("version_*")]
     version = max((int(n) for n in taken if n.isdigit()), default=-1) + 1
@@ -107,9 +113,21 @@ def release_runs() -> None:
             (folder / LOCK_FILE).unlink()
             folder.rmdir()
     for folder in _made:  # deepest first
+        remove_mlflow_scaffold(folder)
         with contextlib.suppress(OSError):  # not empty: another run uses it now
             folder.rmdir()
     _made.clear()
+
+
+def remove_mlflow_scaffold(folder: Path) -> None:
+    """Empty ``folder`` if it holds only what MLflow's file store makes when opened, before any run."""
+    default = folder / "0"
+    names = {path.name for path in folder.iterdir()} if folder.is_dir() else set()
+    if names == {".trash", "0"} and not any((folder / ".trash").iterdir()):
+        if [path.name for path in default.iterdir()] == ["meta.yaml"]:
+            (default / "meta.yaml").unlink()
+            default.rmdir()
+            (folder / ".trash").rmdir()
 
 
 def job_runs(runs: list[Path], job: str) -> list[Path]:

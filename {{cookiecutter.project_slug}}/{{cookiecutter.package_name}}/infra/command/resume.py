@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 from pytorch_lightning.utilities.rank_zero import rank_zero_info
 
-from .claims import claim_version, job_runs, lock_run
+from .claims import claim_version, job_runs, lock_run, will_make
 from .runs import (
     checkpointed_runs,
     claimed_runs,
@@ -111,11 +111,15 @@ def find_checkpoint(config, reuse_run: bool) -> Path | None:
 def claim_run(config, continued: Path | None) -> None:
     """Lock the run folder this run writes, after claiming a new one where the logger numbers them.
 
-    MLflow and W&B name a new run after instantiation: ``SaveRunConfig`` locks theirs.
+    MLflow and W&B name a new run after instantiation: ``SaveRunConfig`` locks theirs. MLflow's logger opens
+    its file store when it is made, so a run that fails before it starts leaves the store it made behind
+    unless noted here.
     """
     logger = config.trainer.logger
     if continued is not None:
         lock_run(continued)
+    elif getattr(logger, "class_path", None) and logger_kind(logger) == "MLFlowLogger":
+        will_make(experiment_root(logger, config.trainer.default_root_dir))
     elif getattr(logger, "class_path", None) and logger_kind(logger) in ("TensorBoardLogger", "CSVLogger"):
         experiment = experiment_root(logger, config.trainer.default_root_dir)
         version = logger.init_args.get("version")
