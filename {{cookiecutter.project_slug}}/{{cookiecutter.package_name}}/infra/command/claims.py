@@ -123,11 +123,14 @@ def remove_mlflow_scaffold(folder: Path) -> None:
     """Empty ``folder`` if it holds only what MLflow's file store makes when opened, before any run."""
     default = folder / "0"
     names = {path.name for path in folder.iterdir()} if folder.is_dir() else set()
-    if names == {".trash", "0"} and not any((folder / ".trash").iterdir()):
-        if [path.name for path in default.iterdir()] == ["meta.yaml"]:
-            (default / "meta.yaml").unlink()
-            default.rmdir()
-            (folder / ".trash").rmdir()
+    if (
+        names == {".trash", "0"}
+        and not any((folder / ".trash").iterdir())
+        and [path.name for path in default.iterdir()] == ["meta.yaml"]
+    ):
+        (default / "meta.yaml").unlink()
+        default.rmdir()
+        (folder / ".trash").rmdir()
 
 
 def job_runs(runs: list[Path], job: str) -> list[Path]:
