@@ -27,9 +27,12 @@ OPTION_FILES = {
             "{package}/data/folder.py",
             "{package}/data/images.py",
             "{package}/data/image_cache.py",
+            "{package}/data/pixels.py",
+            "{package}/data/shards.py",
             "{package}/models/cnn.py",
             "tests/test_folder.py",
             "tests/test_image_cache.py",
+            "tests/test_shards.py",
         ],
         "diabetes": ["{package}/data/diabetes.py", "{package}/models/mlp.py"],
         "tokens": ["{package}/data/tokens.py", "{package}/models/gru.py"],
@@ -81,7 +84,8 @@ def project_path() -> str:
 
 remove(unchosen_files(ANSWERS))
 first_data = (
-    "\n    # put your images in data/images/<class name>/ (one sub-folder per class), then"
+    f"\n    python -m {ANSWERS['package_name']}.data.folder data/images"
+    "   # sample images; or put yours in data/images/<class name>/"
     if ANSWERS["example"] == "folder"
     else ""
 )

@@ -14,9 +14,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import pytorch_lightning as pl
 import torch
-from PIL import Image
 from pytorch_lightning.utilities.exceptions import MisconfigurationException
 from torch import Tensor
 from torch.utils.data import DataLoader
@@ -24,10 +22,10 @@ from torch.utils.data import DataLoader
 from ..infra.faults.resumable_loader import ResumableDataLoader
 from .image_cache import cache_name, cached
 from .images import EpochShuffle, ImageFiles, Transform, transforms
+from .pixels import ImageBatches, write_sample_images
 from .tensors import keep_batch, split_indices
 
 EXTENSIONS = (".bmp", ".gif", ".jpeg", ".jpg", ".png", ".tif", ".tiff", ".webp")
-PIXEL_MAX = 255.0
 
 
 def is_image(path: Path, folder: Path) -> bool:
@@ -36,18 +34,12 @@ def is_image(path: Path, folder: Path) -> bool:
     return path.suffix.lower() in EXTENSIONS and not hidden and path.is_file()
 
 
-def default_workers(processes: int) -> int:
-    """DataLoader workers for each of ``processes`` on this machine: its share of the cores, 1 to 8."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    return max(1, min(8, cores // processes))
-
-
-class FolderDataModule(pl.LightningDataModule):
+class FolderDataModule(ImageBatches):
     """Images from class folders, split into train/val/test reproducibly from ``split_seed``.
 
-    ``model_args()`` tells the model what it is built for: the shape of one image, the class names (the
-    folder names) and how raw pixels are normalised. Batches are ``(images, labels)``, the images uint8
-    until they reach the device, where ``on_after_batch_transfer`` normalises them.
+    The class names are the folder names. Nothing is held in memory but the file names: DataLoader workers
+    read each batch's images, from the files or from the cache of resized images, so memory does not grow
+    with the number of images, and under DDP each process reads its own share.
 
     Args:
         root: The folder of class folders; a relative path is relative to the working directory.
@@ -81,7 +73,6 @@ class FolderDataModule(pl.LightningDataModule):
         flip: bool = True,
         cache: str | None = ".cache",
     ) -> None:
-        super().__init__()
         if channels not in (1, 3):
             raise MisconfigurationException(f"data.channels {channels}: must be 1 (greyscale) or 3 (RGB)")
         if len(image_size) != 2 or min(image_size) < 1:
@@ -96,32 +87,17 @@ class FolderDataModule(pl.LightningDataModule):
                 f"data.crop_scale {list(crop_scale)}: need [low, high] with 0 < low <= high <= 1, or null"
             )
         self.root = Path(root)
-        self.class_names = class_folders(self.root)
+        super().__init__((channels, *image_size), class_folders(self.root), batch_size, num_workers)
         self.image_size = tuple(image_size)
-        self.channels, self.batch_size, self.split_seed = channels, batch_size, split_seed
-        self.val_fraction, self.test_fraction = val_fraction, test_fraction
-        self.num_workers, self.crop_scale, self.flip, self.cache = num_workers, crop_scale, flip, cache
-        self.input_shape = (channels, *self.image_size)
-        # Fixed, not measured: no statistics pass over the user's data, and 0.5 maps [0, 1] to [-1, 1].
-        self.normalization = {"scale": PIXEL_MAX, "mean": [0.5] * channels, "std": [0.5] * channels}
+        self.val_fraction, self.test_fraction, self.split_seed = val_fraction, test_fraction, split_seed
+        self.crop_scale, self.flip, self.cache = crop_scale, flip, cache
         self.splits: dict[str, ImageFiles] = {}
-        self.recipe: dict[torch.device, tuple[Tensor, Tensor]] = {}
-
-    def model_args(self) -> dict[str, object]:
-        """What the model is built from: one image's shape, the class names and the pixel recipe.
-
-        The recipe, network input = (pixels / scale - mean) / std per channel, is for a consumer of an export.
-        """
-        return {
-            "input_shape": list(self.input_shape),
-            "class_names": list(self.class_names),
-            "normalization": self.normalization,
-        }
 
     def image_files(self) -> tuple[np.ndarray, Tensor]:
         """Every image's path relative to ``root``, and its class index.
 
-        Sorted, so that no split depends on the file system's order.
+        Sorted, so that no split depends on the file system's order. The paths are one numpy array of
+        bytes rather than a Python object each, so that forked workers share its memory, never copying it.
         """
         files, labels = [], []
         for label, name in enumerate(self.class_names):
@@ -158,7 +134,7 @@ class FolderDataModule(pl.LightningDataModule):
             name: ImageFiles(self.root, files, labels, rows, self.input_shape, resize, cache)
             for name, rows in indices.items()
         }
-        self.splits["train"].transform = augment
+        self.splits["train"].transform = augment  # the others only resize
 
     def cached(self, files: np.ndarray, labels: Tensor, resize: Transform) -> Path | None:
         """The cache of every image resized, built by this process's workers if no process has built it."""
@@ -166,11 +142,6 @@ class FolderDataModule(pl.LightningDataModule):
         loader = DataLoader(everything, batch_size=64, num_workers=self.workers(), collate_fn=keep_batch)
         name = cache_name(self.root, files, self.input_shape)
         return cached(self.root / self.cache, name, (len(files), *self.input_shape), (i for i, _ in loader))
-
-    def workers(self) -> int:
-        if self.num_workers is not None:
-            return self.num_workers
-        return default_workers(self.trainer.num_devices if self.trainer else 1)
 
     def loader(self, split: str) -> DataLoader:
         train, workers = split == "train", self.workers()
@@ -202,35 +173,10 @@ class FolderDataModule(pl.LightningDataModule):
     def predict_dataloader(self) -> DataLoader:
         return self.test_dataloader()
 
-    def on_after_batch_transfer(
-        self, batch: tuple[Tensor, Tensor], dataloader_idx: int
-    ) -> tuple[Tensor, Tensor]:
-        """Pixels to the network's inputs, on the device: uint8 batches cross to it 4 times lighter."""
-        images, labels = batch
-        if images.device not in self.recipe:  # built once per device: a copy to a GPU waits for it
-            mean, std = (torch.tensor(self.normalization[key]).view(-1, 1, 1) for key in ("mean", "std"))
-            scale = 1 / (self.normalization["scale"] * std)
-            self.recipe[images.device] = (scale.to(images.device), (mean / std).to(images.device))
-        scale, shift = self.recipe[images.device]
-        return images.float().mul_(scale).sub_(shift), labels  # (pixels / scale - mean) / std
-
     @classmethod
     def stand_in(cls, folder: Path) -> dict[str, object]:
-        """Write a small, learnable data set in the real format into ``folder``; return the args to read it.
-
-        Tests train on it instead of the user's images: three classes of RGB noise, each with one channel a
-        little brighter (a tint that random crops and flips keep), faint enough to take a few epochs to
-        learn; at 20x24, so that resizing to ``image_size`` is exercised.
-        """
-        generator = torch.Generator().manual_seed(0)
-        height, width = 20, 24
-        for channel, name in enumerate(["reddish", "greenish", "bluish"]):
-            (folder / name).mkdir(parents=True, exist_ok=True)
-            for i in range(40):
-                pixels = torch.randint(0, 232, (height, width, 3), dtype=torch.uint8, generator=generator)
-                pixels[..., channel] += 24  # 231 + 24: no overflow
-                image = Image.frombytes("RGB", (width, height), bytes(pixels.flatten().tolist()))
-                image.save(folder / name / f"{i:03d}.png")
+        """Write the sample images into ``folder``; return the args that read them (for the tests)."""
+        write_sample_images(folder)
         return {"root": str(folder)}
 
 
@@ -267,7 +213,7 @@ def main(argv: list[str]) -> None:
     target = Path(argv[0] if argv else "data/images")
     if target.is_dir() and any(target.iterdir()):
         sys.exit(f"error: {target} is not empty: the sample images go into a new or empty folder")
-    FolderDataModule.stand_in(target)
+    write_sample_images(target)
     print(f"Wrote {sum(1 for _ in target.rglob('*.png'))} sample images in 3 class folders into {target}/")
 
 
