@@ -16,7 +16,7 @@ import torch
 from PIL import Image, UnidentifiedImageError
 from pytorch_lightning.utilities.exceptions import MisconfigurationException
 from torch import Tensor
-from torch.utils.data import Dataset, DistributedSampler
+from torch.utils.data import Dataset, DistributedSampler, get_worker_info
 from torchvision.io import ImageReadMode, decode_image
 from torchvision.transforms import v2
 from torchvision.transforms.v2 import Transform
@@ -124,6 +124,8 @@ class ImageFiles(Dataset):
 
     def __getitems__(self, keys: list[int | tuple[int, int]]) -> tuple[Tensor, Tensor]:
         images = torch.empty(len(keys), *self.shape, dtype=torch.uint8)
+        if get_worker_info() is not None:  # in shared memory from the start, as torch's own batches are
+            images.share_memory_()
         rows = []
         for k, key in enumerate(keys):
             index, seed = key if isinstance(key, tuple) else (key, None)

@@ -18,12 +18,14 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import yaml
 from jsonargparse import ArgumentParser
 from litdata import StreamingDataLoader, StreamingDataset, optimize
 from pytorch_lightning.utilities.exceptions import MisconfigurationException
 from torch import Tensor
 from torch.utils.data import DataLoader
 
+from ..infra.command.cli import default_config
 from .folder import FolderDataModule
 from .images import read_image, transforms
 from .pixels import ImageBatches, write_sample_images
@@ -153,7 +155,13 @@ def main(argv: list[str] | None = None) -> None:
     """``python -m`` this module ``OUTPUT [--root ...]``: the folder's images as shards in ``OUTPUT``."""
     parser = ArgumentParser(description="Write a folder of class folders as LitData shards.")
     parser.add_argument("output", help="a local folder, or an object-store URL such as s3://bucket/shards")
-    parser.add_class_arguments(FolderDataModule, skip={"batch_size", "crop_scale", "flip", "cache"})
+    skip = {"batch_size", "crop_scale", "flip", "cache"}
+    parser.add_class_arguments(FolderDataModule, skip=skip)
+    # Defaults: the folder, image size and split of configs/config.yaml, if the folder example is its data.
+    data = yaml.safe_load(default_config().read_text(encoding="utf-8")).get("data") or {}
+    if str(data.get("class_path", "")).endswith(".FolderDataModule"):
+        configured = data.get("init_args") or {}
+        parser.set_defaults({key: value for key, value in configured.items() if key not in skip})
     options = parser.parse_args(argv)
     output = options.pop("output")
     try:
