@@ -12,9 +12,11 @@ import probes
 import pytest
 import torch
 from conftest import PROBES_ENV, assert_same_end, checkpointed_runs, load_checkpoint, run_train
+from PIL import Image
 from pytorch_lightning.utilities.exceptions import MisconfigurationException
 
-from {{ cookiecutter.package_name }}.data.folder import FolderDataModule, main
+from {{ cookiecutter.package_name }}.data.folder import EXTENSIONS, FolderDataModule, main
+from {{ cookiecutter.package_name }}.data.images import read_image
 
 
 @pytest.fixture
@@ -100,6 +102,20 @@ def test_augmentation_is_for_training_only_and_drawn_from_the_seed_and_epoch(arg
     assert not all(torch.equal(train[(0, 1)][0], train[(0, seed)][0]) for seed in range(2, 6))
     train.transform = data.splits["val"].transform
     assert all(torch.equal(train[(0, 1)][0], train[(0, seed)][0]) for seed in range(2, 6))
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+def test_every_format_reads_to_the_declared_channels(tmp_path: Path, channels: int) -> None:
+    image = Image.new("RGB", (30, 20), (200, 60, 10))
+    mode = {1: "L", 3: "RGB"}[channels]
+    for extension in EXTENSIONS:
+        path = tmp_path / f"image{extension}"
+        image.save(path)
+        pixels = read_image(path, channels)
+        assert pixels.dtype == torch.uint8 and pixels.shape == (channels, 20, 30), extension
+        # Lossy formats (JPEG, WebP) and GIF's palette move a colour by a few levels, no more.
+        expected = torch.tensor(image.convert(mode).getpixel((0, 0))).view(-1).float()
+        assert torch.allclose(pixels.float().mean((1, 2)), expected, atol=4), extension
 
 
 @pytest.mark.parametrize(
