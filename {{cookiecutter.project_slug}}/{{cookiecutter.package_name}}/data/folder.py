@@ -146,8 +146,14 @@ class FolderDataModule(ImageBatches):
     def loader(self, split: str) -> DataLoader:
         train, workers = split == "train", self.workers()
         dataset = self.splits[split]
-        # Lightning's seed (seed_everything), as its own DistributedSampler uses: the same in every process.
-        sampler = EpochShuffle(dataset, seed=int(os.environ.get("PL_GLOBAL_SEED", 0))) if train else None
+        sampler = None
+        if train:
+            # Lightning's seed (seed_everything), as its DistributedSampler uses: the same in every process.
+            sampler = EpochShuffle(dataset, seed=int(os.environ.get("PL_GLOBAL_SEED", 0)))
+            # Workers draw their first batches as soon as the loader is iterated, which a resumed run does
+            # before Lightning sets the sampler's epoch: set here (to the number Lightning would set), the
+            # epoch it resumes in is drawn, not the first.
+            sampler.set_epoch(self.trainer.fit_loop.epoch_progress.current.processed if self.trainer else 0)
         return (ResumableDataLoader if train else DataLoader)(
             dataset,
             batch_size=self.batch_size,
