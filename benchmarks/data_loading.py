@@ -14,7 +14,8 @@ the same number of DataLoader workers:
   loader's work, like for like.
 
 Images/s is the training split's images over the wall time from the DataModule's (or Dataset's) creation to
-the end of the epoch, each batch normalised to float in the main process as the device would. Memory is the
+the end of the epoch: uint8 batches, as they are handed to the device (which normalises them; on the CPU that
+costs any loader the same). Memory is the
 peak, sampled every 20 ms, of the resident set (RSS) and the proportional set (PSS, shared pages counted
 once) summed over the process and its workers. The JPEGs stay in the OS's page cache between runs: "cold"
 means no cache of resized images, not a cold disk.
@@ -89,11 +90,7 @@ def hand_written_epoch(root: Path, size: int, batch_size: int, workers: int) -> 
     train = [files[i] for i in keep.tolist()]
     dataset = PillowImages([path for path, _ in train], [label for _, label in train])
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=True, num_workers=workers)
-    seen = 0
-    for images, _ in loader:
-        (images.float() / 255 - 0.5) / 0.5  # what the device does with a batch
-        seen += len(images)
-    return seen
+    return sum(len(images) for images, _ in loader)
 
 
 def folder_epoch(root: Path, size: int, batch_size: int, workers: int, kind: str) -> int:
@@ -108,11 +105,7 @@ def folder_epoch(root: Path, size: int, batch_size: int, workers: int, kind: str
     data.setup("fit")
     loader = data.train_dataloader()
     loader.sampler.set_epoch(0)
-    seen = 0
-    for batch in loader:
-        images, _ = data.on_after_batch_transfer(batch, 0)
-        seen += len(images)
-    return seen
+    return sum(len(images) for images, _ in loader)
 
 
 def measured(argv: list[str]) -> None:
@@ -240,7 +233,8 @@ def verdict(value: float, target: float, at_least: bool, judged: bool) -> str:
 def table(results: dict, args: argparse.Namespace) -> str:
     small, large = args.counts
     lines = [
-        f"Measured {time.strftime('%Y-%m-%d')} on {platform.machine()}, {os.cpu_count()} CPU cores, Python "
+        f"Measured {time.strftime('%Y-%m-%d')} on {platform.machine()}, {os.cpu_count()} CPU cores (load "
+        f"average {args.load[0]:.1f} at the start, {os.getloadavg()[0]:.1f} at the end), Python "
         f"{platform.python_version()}; {args.side}x{args.side} JPEGs resized to {args.size}x{args.size}, "
         f"{args.workers} DataLoader workers for every loader, batches of {args.batch_size}, 70% of the "
         f"images in the training epoch; {args.repeats} repeats, medians.",
@@ -298,6 +292,7 @@ def main() -> None:
     if args.quick:  # each code path once, small: the like-for-like rows are left out
         args.counts, args.side, args.size, args.repeats = [200, 800], 48, 32, 1
         args.kinds = tuple(kind for kind in KINDS if kind not in LIKE_FOR_LIKE)
+    args.load = os.getloadavg()  # other work on the machine slows every loader: said with the results
     with tempfile.TemporaryDirectory() as work:
         results = measure(args, Path(work))
     text = table(results, args)

@@ -100,7 +100,9 @@ def test_augmentation_is_for_training_only_and_drawn_from_the_seed_and_epoch(arg
     # Each image's own seed draws its crop and flip: other seeds, other samples; none without augmentation.
     train = data.splits["train"]
     assert not all(torch.equal(train[(0, 1)][0], train[(0, seed)][0]) for seed in range(2, 6))
-    train.transform = data.splits["val"].transform
+    plain = FolderDataModule(**args, num_workers=0, cache=None, crop_scale=None, flip=False)
+    plain.setup("fit")
+    train = plain.splits["train"]
     assert all(torch.equal(train[(0, 1)][0], train[(0, seed)][0]) for seed in range(2, 6))
 
 

@@ -28,10 +28,21 @@ from .tensors import keep_batch, split_indices
 EXTENSIONS = (".bmp", ".gif", ".jpeg", ".jpg", ".png", ".tif", ".tiff", ".webp")
 
 
-def is_image(path: Path, folder: Path) -> bool:
-    """Whether ``path`` in ``folder`` is data: hidden files and folders are editor and OS litter."""
-    hidden = any(part.startswith(".") for part in path.relative_to(folder).parts)
-    return path.suffix.lower() in EXTENSIONS and not hidden and path.is_file()
+def images_in(folder: Path) -> list[str]:
+    """The image files in ``folder`` and its sub-folders, as paths relative to it, sorted.
+
+    Hidden files and folders (editor and OS litter) are skipped, and links to folders are not followed.
+    """
+    found = []
+    for parent, folders, names in os.walk(folder):
+        folders[:] = [name for name in folders if not name.startswith(".")]
+        relative = os.path.relpath(parent, folder)
+        found += [
+            os.path.normpath(os.path.join(relative, name))
+            for name in names
+            if not name.startswith(".") and os.path.splitext(name)[1].lower() in EXTENSIONS
+        ]
+    return sorted(found)
 
 
 class FolderDataModule(ImageBatches):
@@ -101,14 +112,13 @@ class FolderDataModule(ImageBatches):
         """
         files, labels = [], []
         for label, name in enumerate(self.class_names):
-            folder = self.root / name
-            found = sorted(p for p in folder.rglob("*") if is_image(p, folder))
+            found = images_in(self.root / name)
             if not found:
                 raise MisconfigurationException(
                     f"data.root {str(self.root)!r}: class folder {name!r} has no images"
                     f" ({', '.join(EXTENSIONS)})"
                 )
-            files += [os.fsencode(path.relative_to(self.root)) for path in found]
+            files += [os.fsencode(os.path.join(name, path)) for path in found]
             labels += [label] * len(found)
         return np.array(files), torch.tensor(labels)
 
@@ -129,12 +139,13 @@ class FolderDataModule(ImageBatches):
             )
         resize = transforms(self.image_size, None, False)
         cache = self.cached(files, labels, resize) if self.cache is not None else None
-        augment = transforms(self.image_size, self.crop_scale, self.flip)
         self.splits = {
             name: ImageFiles(self.root, files, labels, rows, self.input_shape, resize, cache)
             for name, rows in indices.items()
         }
-        self.splits["train"].transform = augment  # the others only resize
+        if self.crop_scale is not None or self.flip:  # the other splits only resize
+            self.splits["train"].transform = transforms(self.image_size, self.crop_scale, self.flip)
+            self.splits["train"].random = True
 
     def cached(self, files: np.ndarray, labels: Tensor, resize: Transform) -> Path | None:
         """The cache of every image resized, built by this process's workers if no process has built it."""

@@ -26,6 +26,7 @@ from torchvision.transforms.v2 import Transform
 # first, which refuses decompression bombs before a pixel is decoded. (torchvision 0.29 deprecates its
 # decoders for TorchCodec's, which does not yet declare the torch release it needs.)
 TORCHVISION_FORMATS = {"JPEG", "PNG", "GIF", "WEBP"}
+PILLOW_FORMATS = ("JPEG", "PNG", "GIF", "WEBP", "BMP", "TIFF")  # those of folder.EXTENSIONS, no others tried
 COLOUR_ONLY = {"GIF", "WEBP"}  # torchvision decodes them in colour whatever the mode: made grey after
 MODES = {1: (ImageReadMode.GRAY, "L"), 3: (ImageReadMode.RGB, "RGB")}  # torchvision's and Pillow's names
 
@@ -50,7 +51,7 @@ def read_image(path: Path, channels: int) -> Tensor:
     name = repr(str(path))  # quoted: a line break in a file name stays inside the one-line error
     try:
         data = path.read_bytes()
-        with Image.open(io.BytesIO(data)) as image:  # the header only: format and size
+        with Image.open(io.BytesIO(data), formats=PILLOW_FORMATS) as image:  # the header: format and size
             if image.format in TORCHVISION_FORMATS:
                 buffer = torch.frombuffer(bytearray(data), dtype=torch.uint8)
                 mode = MODES[3 if image.format in COLOUR_ONLY else channels][0]
@@ -95,9 +96,10 @@ class ImageFiles(Dataset):
         labels: The class index of every file.
         rows: The rows of ``files`` in this split.
         shape: ``(channels, height, width)`` of a sample.
-        transform: Applied to each image; given a seed with its index (the training split's sampler gives
-            one, :class:`EpochShuffle`), it draws its random choices from that seed alone.
+        transform: Applied to each image, from its file or from the cache.
         cache: The ``.npy`` file of all the images already resized to ``shape``, or None to decode files.
+        random: Whether ``transform`` draws random choices (augments); given a seed with an image's index
+            (the training split's sampler gives one, :class:`EpochShuffle`), it draws them from that seed.
     """
 
     def __init__(
@@ -109,9 +111,10 @@ class ImageFiles(Dataset):
         shape: tuple[int, int, int],
         transform: Transform,
         cache: Path | None = None,
+        random: bool = False,
     ) -> None:
         self.root, self.files, self.labels, self.rows = root, files, labels, rows
-        self.shape, self.transform, self.cache = shape, transform, cache
+        self.shape, self.transform, self.cache, self.random = shape, transform, cache, random
         self._cache_file: tuple[int, int, int] | None = None  # (process id, descriptor, data offset)
 
     def __len__(self) -> int:
@@ -135,8 +138,8 @@ class ImageFiles(Dataset):
             index, seed = key if isinstance(key, tuple) else (key, None)
             rows.append(int(self.rows[index]))
             image = self.read(rows[-1])
-            if seed is not None:
-                images[k] = self.seeded(image, seed)
+            if self.random:
+                images[k] = self.transform(image) if seed is None else self.seeded(image, seed)
             else:  # an image from the cache is resized already
                 images[k] = image if image.shape == self.shape else self.transform(image)
         return images, self.labels[rows]
