@@ -4,8 +4,13 @@
 #   make check  make test, then the slow tests: whole generated suites, real SLURM jobs, installs (CI)
 
 PYTHON ?= python3
-# The CPU build; on a machine with a GPU, set TORCH=torch to get the CUDA build.
-TORCH ?= torch==2.13.0
+# The tests' torch and torchvision (the folder example decodes and augments images with it). torchvision
+# pins one torch release, and PyPI's torchvision wheels need torch's CUDA libraries: a CPU build of torch
+# beside them fails to import torchvision (`operator torchvision::nms does not exist`).
+TORCH ?= torch==2.14.1 torchvision==0.29.1
+# The default project (make demo) needs no torchvision: the CPU build of torch is enough, and a fraction of
+# the size. On a machine with a GPU, set DEMO_TORCH=torch for the CUDA build.
+DEMO_TORCH ?= torch==2.13.0
 VENV := .venv
 PY := $(VENV)/bin/python
 
@@ -14,7 +19,7 @@ PY := $(VENV)/bin/python
 $(VENV)/.installed: requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet "$(TORCH)"
+	$(PY) -m pip install --quiet $(TORCH)
 	$(PY) -m pip install --quiet -r requirements-dev.txt
 	touch $@
 
@@ -38,7 +43,7 @@ demo: $(VENV)/.installed
 	rm -rf demo
 	$(PY) -m cookiecutter --no-input --output-dir demo .
 	cd demo/digits-classifier && $(PYTHON) -m venv .venv \
-		&& .venv/bin/python -m pip install --quiet "$(TORCH)" \
+		&& .venv/bin/python -m pip install --quiet "$(DEMO_TORCH)" \
 		&& .venv/bin/python -m pip install --quiet -e ".[dev]" \
 		&& .venv/bin/python train.py \
 		&& .venv/bin/pytest -q -m "not slow"

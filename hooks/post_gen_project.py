@@ -28,7 +28,17 @@ OPTION_FILES = {
             "{package}/models/cnn.py",
             "tests/test_mnist.py",
         ],
-        "folder": ["{package}/data/folder.py", "{package}/models/cnn.py", "tests/test_folder.py"],
+        "folder": [
+            "{package}/data/folder.py",
+            "{package}/data/images.py",
+            "{package}/data/image_cache.py",
+            "{package}/data/pixels.py",
+            "{package}/data/shards.py",
+            "{package}/models/cnn.py",
+            "tests/test_folder.py",
+            "tests/test_image_cache.py",
+            "tests/test_shards.py",
+        ],
         "diabetes": ["{package}/data/diabetes.py", "{package}/models/mlp.py"],
         "tokens": ["{package}/data/tokens.py", "{package}/models/gru.py"],
     },
@@ -127,7 +137,8 @@ remove(unchosen_files(ANSWERS))
 # cruft renders with its own record of the template, which holds the commit: it writes .cruft.json itself.
 link = f"\n{link_to_template(ANSWERS)}\n" if "_commit" not in ANSWERS else ""
 first_data = (
-    "\n    # put your images in data/images/<class name>/ (one sub-folder per class), then"
+    f"\n    python -m {ANSWERS['package_name']}.data.folder data/images"
+    "   # sample images; or put yours in data/images/<class name>/"
     if ANSWERS["example"] == "folder"
     else ""
 )

@@ -229,8 +229,10 @@ def test_ci_installs_cpu_torch_then_lints_and_tests(project, index):
         script = "\n".join(job["script"])
     else:
         return
+    # torchvision, which the folder example needs, must come from the same index as the CPU torch.
+    packages = "torch torchvision" if options["example"] == "folder" else "torch"
     order = [
-        "pip install torch --index-url https://download.pytorch.org/whl/cpu",
+        f"pip install {packages} --index-url https://download.pytorch.org/whl/cpu",
         'pip install -e ".[dev]"',
         "ruff check .",
         "ruff format --check .",

@@ -23,6 +23,7 @@ from ddp import run_ddp
 from metrics import read_scalars
 
 import {{ cookiecutter.package_name }}.infra.outputs.exporting as export
+from {{ cookiecutter.package_name }}.infra.outputs.batches import as_the_model_sees_it
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +50,8 @@ def test_test_accuracy_equals_a_direct_evaluation_of_the_checkpoint(cli, run, tm
     cli("test", f"--ckpt_path={checkpoint}", log_dir=tmp_path)
     (tested,) = run_folders(tmp_path)
     module = load_module(checkpoint)
-    batches = list(make_datamodule().test_dataloader())
+    datamodule = make_datamodule()
+    batches = [as_the_model_sees_it(batch, module, datamodule) for batch in datamodule.test_dataloader()]
     inputs, labels = (torch.cat(parts) for parts in zip(*batches, strict=True))
     with torch.no_grad():
         logits = module(inputs)

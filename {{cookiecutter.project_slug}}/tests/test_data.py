@@ -9,7 +9,7 @@ from conftest import CONFIG, STAND_IN, configured_class, make_datamodule, make_m
 from pytorch_lightning.utilities.exceptions import MisconfigurationException
 
 from {{ cookiecutter.package_name }}.infra.command.linking import data_args
-from {{ cookiecutter.package_name }}.infra.outputs.batches import split_batch
+from {{ cookiecutter.package_name }}.infra.outputs.batches import as_the_model_sees_it, split_batch
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +48,7 @@ def test_every_loader_gives_batches_the_model_takes(datamodule):
     found = loaders(datamodule)
     assert {"train", "val"} <= set(found), f"the DataModule defines {sorted(found)} loaders"
     for stage, loader in found.items():
-        inputs, _ = split_batch(model, next(iter(loader)))
+        inputs, _ = split_batch(model, as_the_model_sees_it(next(iter(loader)), model, datamodule))
         with torch.no_grad():
             model(*inputs)
         assert len({len(value) for value in inputs}) == 1, f"{stage}: inputs of different batch sizes"
@@ -76,9 +76,16 @@ def test_evaluation_loaders_keep_their_order(datamodule):
 
 def test_training_batches_are_shuffled(datamodule):
     model = make_model(datamodule)
+    loader = datamodule.train_dataloader()
     torch.manual_seed(0)
-    first, second = (inputs_of(model, datamodule.train_dataloader()) for _ in range(2))
-    assert len(first) == len(second) and not torch.equal(first, second)
+    epochs = []
+    for epoch in range(2):
+        # What Lightning does at the start of each epoch, for samplers that draw their order from it.
+        for sampler in (loader.sampler, getattr(loader.batch_sampler, "sampler", None)):
+            if hasattr(sampler, "set_epoch"):
+                sampler.set_epoch(epoch)
+        epochs.append(inputs_of(model, loader))
+    assert len(epochs[0]) == len(epochs[1]) and not torch.equal(*epochs)
 
 
 def test_the_training_loader_resumes_where_a_checkpoint_left_it(datamodule):

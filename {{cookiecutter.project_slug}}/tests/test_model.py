@@ -9,7 +9,7 @@ from conftest import CONFIG, make_datamodule, make_model
 from torch.utils.data import DataLoader
 
 from {{ cookiecutter.package_name }}.infra.command.linking import constructor_parameters, data_args
-from {{ cookiecutter.package_name }}.infra.outputs.batches import split_batch
+from {{ cookiecutter.package_name }}.infra.outputs.batches import as_the_model_sees_it, split_batch
 
 
 @pytest.fixture(scope="module")
@@ -19,7 +19,8 @@ def datamodule():
 
 def test_the_model_computes_finite_outputs_for_a_batch(datamodule):
     model = make_model(datamodule).eval()
-    inputs, _ = split_batch(model, next(iter(datamodule.val_dataloader())))
+    batch = as_the_model_sees_it(next(iter(datamodule.val_dataloader())), model, datamodule)
+    inputs, _ = split_batch(model, batch)
     with torch.no_grad():
         outputs = model(*inputs)
     for output in outputs.values() if isinstance(outputs, dict) else [outputs]:
@@ -58,7 +59,7 @@ class Losses(pl.Callback):
 def test_the_configured_model_can_fit_one_batch(datamodule):
     torch.manual_seed(0)
     model = make_model(datamodule)
-    batch = next(iter(datamodule.train_dataloader()))
+    batch = as_the_model_sees_it(next(iter(datamodule.train_dataloader())), model, datamodule)
     losses = Losses()
     trainer = pl.Trainer(
         max_epochs=60,

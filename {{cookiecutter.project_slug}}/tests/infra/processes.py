@@ -48,6 +48,9 @@ def _run_script(script: str, args: list[str], cwd: str, env: dict[str, str], out
 
         torch.set_num_threads(int(env["OMP_NUM_THREADS"]))
     sys.argv = [script, *args]
+    # A child of the fork server starts its own processes (DataLoader workers) the fork server's way, which
+    # imports the script and torch again in each one; python <script> would use the platform's default.
+    multiprocessing.set_start_method(None, force=True)
     try:
         runpy.run_path(script, run_name="__main__")
     finally:

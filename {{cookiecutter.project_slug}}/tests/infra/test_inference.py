@@ -26,7 +26,7 @@ from conftest import (
 from ddp import run_ddp
 from metrics import read_scalars
 
-from {{ cookiecutter.package_name }}.infra.outputs.batches import split_batch
+from {{ cookiecutter.package_name }}.infra.outputs.batches import as_the_model_sees_it, split_batch
 from {{ cookiecutter.package_name }}.infra.outputs.predictions import batch_columns, concatenate, merge
 
 
@@ -74,7 +74,9 @@ def direct_predictions(checkpoint: Path) -> dict[str, list]:
         return concatenate(
             [
                 batch_columns(module.predict_step(batch, index), split_batch(module, batch)[1])
-                for index, batch in enumerate(datamodule.predict_dataloader())
+                for index, batch in enumerate(
+                    as_the_model_sees_it(raw, module, datamodule) for raw in datamodule.predict_dataloader()
+                )
             ]
         )
 

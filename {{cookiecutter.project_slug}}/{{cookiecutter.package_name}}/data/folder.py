@@ -1,56 +1,56 @@
-"""The example data: your own images, one sub-folder per class, resized, split and batched for the Trainer.
+"""The example data: your own images, one sub-folder per class, streamed, augmented, split and batched.
 
 The layout is torchvision's ImageFolder, ``<data.root>/<class name>/<image file>`` (nested folders count
 for the class folder they are in); the sorted folder names are the class names. Files of other types and
-hidden ones (``.DS_Store``, ``.ipynb_checkpoints``) are ignored.
+hidden ones (``.DS_Store``, ``.ipynb_checkpoints``, the cache) are ignored.
+
+Run as a module (``python -m``) with a folder, it writes a small sample set there to try the project on.
 """
 
 from __future__ import annotations
 
+import os
+import sys
 from pathlib import Path
 
-import pytorch_lightning as pl
+import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
 from pytorch_lightning.utilities.exceptions import MisconfigurationException
 from torch import Tensor
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader
 
-from .tensors import InMemoryDataset, loader, split_indices
+from ..infra.faults.resumable_loader import ResumableDataLoader
+from .image_cache import cache_name, cached
+from .images import EpochShuffle, ImageFiles, Transform, transforms
+from .pixels import ImageBatches, write_sample_images
+from .tensors import keep_batch, split_indices
 
 EXTENSIONS = (".bmp", ".gif", ".jpeg", ".jpg", ".png", ".tif", ".tiff", ".webp")
-MODES = {1: "L", 3: "RGB"}  # Pillow's name for each number of channels
-PIXEL_MAX = 255.0
 
 
-def is_image(path: Path, folder: Path) -> bool:
-    """Whether ``path`` in ``folder`` is data: hidden files and folders are editor and OS litter."""
-    hidden = any(part.startswith(".") for part in path.relative_to(folder).parts)
-    return path.suffix.lower() in EXTENSIONS and not hidden and path.is_file()
+def images_in(folder: Path) -> list[str]:
+    """The image files in ``folder`` and its sub-folders, as paths relative to it, sorted.
+
+    Hidden files and folders (editor and OS litter) are skipped, and links to folders are not followed.
+    """
+    found = []
+    for parent, folders, names in os.walk(folder):
+        folders[:] = [name for name in folders if not name.startswith(".")]
+        relative = os.path.relpath(parent, folder)
+        found += [
+            os.path.normpath(os.path.join(relative, name))
+            for name in names
+            if not name.startswith(".") and os.path.splitext(name)[1].lower() in EXTENSIONS
+        ]
+    return sorted(found)
 
 
-def read_image(path: Path, mode: str, height: int, width: int) -> Tensor:
-    """One image as a ``(channels, height, width)`` uint8 tensor, or an error that names the file."""
-    try:
-        with Image.open(path) as image:
-            pixels = image.convert(mode).resize((width, height), Image.Resampling.BILINEAR).tobytes()
-    except UnidentifiedImageError as error:  # its message repeats the path and says nothing more
-        raise MisconfigurationException(f"{path}: not an image, or too damaged to tell") from error
-    # Pillow reports a damaged file as any of these, depending on the format and where the damage is.
-    except (OSError, SyntaxError, ValueError) as error:
-        raise MisconfigurationException(f"{path}: cannot be read as an image ({error})") from error
-    return torch.frombuffer(bytearray(pixels), dtype=torch.uint8).view(height, width, -1).permute(2, 0, 1)
-
-
-class FolderDataModule(pl.LightningDataModule):
+class FolderDataModule(ImageBatches):
     """Images from class folders, split into train/val/test reproducibly from ``split_seed``.
 
-    ``model_args()`` tells the model what it is built for: the shape of one image, the class names (the
-    folder names) and how raw pixels were normalised.
-
-    ``setup`` decodes every image once and keeps them in memory, N x C x H x W float32 (10,000 RGB images
-    of 64x64 take 0.5 GB, in every DDP process), so that a batch is one indexing operation. Data sets that
-    do not fit need a Dataset that reads the files in ``__getitem__``, and ``num_workers > 0``.
+    The class names are the folder names. Nothing is held in memory but the file names: DataLoader workers
+    read each batch's images, from the files or from the cache of resized images, so memory does not grow
+    with the number of images, and under DDP each process reads its own share.
 
     Args:
         root: The folder of class folders; a relative path is relative to the working directory.
@@ -61,7 +61,13 @@ class FolderDataModule(pl.LightningDataModule):
         test_fraction: Share of all images held out for the final test (and for predict).
         split_seed: Seed of the shuffle that assigns images to splits; independent of the training seed
             so that changing one never changes the other.
-        num_workers: DataLoader worker processes. The images live in memory, so 0 is usually fastest.
+        num_workers: DataLoader worker processes, which read the images; None: this process's share of
+            the cores, at most 8.
+        crop_scale: Training only: each image is a random crop of this share of its area (and of aspect
+            ratio 3:4 to 4:3), resized to ``image_size``; None: the whole image.
+        flip: Training only: mirror each image left to right half the time.
+        cache: A folder (relative to ``root``) where the resized images are written once, for every later
+            run to read instead of decoding the files; None: decode them every epoch.
     """
 
     def __init__(
@@ -73,10 +79,12 @@ class FolderDataModule(pl.LightningDataModule):
         val_fraction: float = 0.15,
         test_fraction: float = 0.15,
         split_seed: int = 42,
-        num_workers: int = 0,
+        num_workers: int | None = None,
+        crop_scale: tuple[float, float] | None = (0.35, 1.0),
+        flip: bool = True,
+        cache: str | None = ".cache",
     ) -> None:
-        super().__init__()
-        if channels not in MODES:
+        if channels not in (1, 3):
             raise MisconfigurationException(f"data.channels {channels}: must be 1 (greyscale) or 3 (RGB)")
         if len(image_size) != 2 or min(image_size) < 1:
             raise MisconfigurationException(f"data.image_size {list(image_size)}: need [height, width] > 0")
@@ -85,109 +93,146 @@ class FolderDataModule(pl.LightningDataModule):
                 f"data.val_fraction {val_fraction} + data.test_fraction {test_fraction}: "
                 "each must be above 0 and their sum below 1"
             )
+        if crop_scale is not None and not 0 < crop_scale[0] <= crop_scale[1] <= 1:
+            raise MisconfigurationException(
+                f"data.crop_scale {list(crop_scale)}: need [low, high] with 0 < low <= high <= 1, or null"
+            )
         self.root = Path(root)
-        if not self.root.is_dir():
-            raise MisconfigurationException(
-                f"data.root '{root}': no such folder; put one sub-folder of images per class there, "
-                "or set data.root"
-            )
-        classes = sorted(p.name for p in self.root.iterdir() if p.is_dir() and not p.name.startswith("."))
-        if len(classes) < 2:
-            raise MisconfigurationException(
-                f"data.root '{root}': {len(classes)} class folders; put one sub-folder of images per class "
-                "there, at least 2"
-            )
+        super().__init__((channels, *image_size), class_folders(self.root), batch_size, num_workers)
         self.image_size = tuple(image_size)
-        self.channels = channels
-        self.batch_size = batch_size
-        self.val_fraction = val_fraction
-        self.test_fraction = test_fraction
-        self.split_seed = split_seed
-        self.num_workers = num_workers
-        self.input_shape = (channels, *self.image_size)
-        self.class_names = tuple(classes)
-        # Fixed, not measured: no statistics pass over the user's data, and 0.5 maps [0, 1] to [-1, 1].
-        self.normalization = {"scale": PIXEL_MAX, "mean": [0.5] * channels, "std": [0.5] * channels}
-        self.splits: dict[str, Dataset] = {}
+        self.val_fraction, self.test_fraction, self.split_seed = val_fraction, test_fraction, split_seed
+        self.crop_scale, self.flip, self.cache = crop_scale, flip, cache
+        self.splits: dict[str, ImageFiles] = {}
 
-    def model_args(self) -> dict[str, object]:
-        """What the model is built from: one image's shape, the class names and the pixel recipe.
+    def image_files(self) -> tuple[np.ndarray, Tensor]:
+        """Every image's path relative to ``root``, and its class index.
 
-        The recipe, network input = (pixels / scale - mean) / std per channel, is for a consumer of an export.
+        Sorted, so that no split depends on the file system's order. The paths are one numpy array of
+        bytes rather than a Python object each, so that forked workers share its memory, never copying it.
         """
-        return {
-            "input_shape": list(self.input_shape),
-            "class_names": list(self.class_names),
-            "normalization": self.normalization,
-        }
-
-    def image_files(self) -> list[tuple[Path, int]]:
-        """Every image with its class index, sorted so that no split depends on the file system's order."""
-        files = []
+        files, labels = [], []
         for label, name in enumerate(self.class_names):
-            folder = self.root / name
-            found = sorted(p for p in folder.rglob("*") if is_image(p, folder))
+            found = images_in(self.root / name)
             if not found:
                 raise MisconfigurationException(
-                    f"data.root '{self.root}': class folder '{name}' has no images ({', '.join(EXTENSIONS)})"
+                    f"data.root {str(self.root)!r}: class folder {name!r} has no images"
+                    f" ({', '.join(EXTENSIONS)})"
                 )
-            files += [(path, label) for path in found]
-        return files
+            files += [os.fsencode(os.path.join(name, path)) for path in found]
+            labels += [label] * len(found)
+        return np.array(files), torch.tensor(labels)
 
     def setup(self, stage: str | None = None) -> None:
-        """Read and split every image; every process computes the same split from ``split_seed``."""
+        """List and split the images, and find or build their cache; no image is held in memory.
+
+        Every process computes the same split, from ``split_seed``.
+        """
         if self.splits:
             return
-        files = self.image_files()
+        files, labels = self.image_files()
         fractions = {"test": self.test_fraction, "val": self.val_fraction, "train": None}
         indices = split_indices(len(files), fractions, self.split_seed)
         if min(len(split) for split in indices.values()) < 1:
             raise MisconfigurationException(
                 f"data.val_fraction {self.val_fraction} + data.test_fraction {self.test_fraction}: a split "
-                f"of the {len(files)} images in data.root '{self.root}' would be empty"
+                f"of the {len(files)} images in data.root {str(self.root)!r} would be empty"
             )
-        images = torch.empty(len(files), *self.input_shape, dtype=torch.uint8)
-        for i, (path, _) in enumerate(files):
-            images[i] = read_image(path, MODES[self.channels], *self.image_size)
-        labels = torch.tensor([label for _, label in files])
-        mean, std = (torch.tensor(self.normalization[key]).view(-1, 1, 1) for key in ("mean", "std"))
-        # Converted one split at a time, so that there is never a second float32 copy of all images.
-        names = [str(path.relative_to(self.root)) for path, _ in files]
+        resize = transforms(self.image_size, None, False)
+        cache = self.cached(files, labels, resize) if self.cache is not None else None
         self.splits = {
-            name: InMemoryDataset(
-                (images[i] / PIXEL_MAX - mean) / std, labels[i], [names[k] for k in i.tolist()]
-            )
-            for name, i in indices.items()
+            name: ImageFiles(self.root, files, labels, rows, self.input_shape, resize, cache)
+            for name, rows in indices.items()
         }
+        if self.crop_scale is not None or self.flip:  # the other splits only resize
+            self.splits["train"].transform = transforms(self.image_size, self.crop_scale, self.flip)
+            self.splits["train"].random = True
 
-    @classmethod
-    def stand_in(cls, folder: Path) -> dict[str, object]:
-        """Write a small, learnable data set in the real format into ``folder``; return the args to read it.
+    def cached(self, files: np.ndarray, labels: Tensor, resize: Transform) -> Path | None:
+        """The cache of every image resized, built by this process's workers if no process has built it."""
+        everything = ImageFiles(self.root, files, labels, torch.arange(len(files)), self.input_shape, resize)
+        loader = DataLoader(everything, batch_size=64, num_workers=self.workers(), collate_fn=keep_batch)
+        name = cache_name(self.root, files, self.input_shape)
+        return cached(self.root / self.cache, name, (len(files), *self.input_shape), (i for i, _ in loader))
 
-        Tests train on it instead of the user's images: three classes of RGB noise, each with a brighter
-        square in the place its name says, faint enough to take a few epochs to learn; at 20x24, so that
-        resizing to ``image_size`` is exercised.
-        """
-        generator = torch.Generator().manual_seed(0)
-        height, width = 20, 24
-        for step, name in enumerate(["top-left", "middle", "bottom-right"]):
-            (folder / name).mkdir(parents=True, exist_ok=True)
-            top, left = 2 + 5 * step, 2 + 7 * step
-            for i in range(40):
-                pixels = torch.randint(0, 192, (height, width, 3), dtype=torch.uint8, generator=generator)
-                pixels[top : top + 6, left : left + 6] += 64  # 191 + 64: no overflow
-                image = Image.frombytes("RGB", (width, height), bytes(pixels.flatten().tolist()))
-                image.save(folder / name / f"{i:03d}.png")
-        return {"root": str(folder)}
+    def loader(self, split: str) -> DataLoader:
+        train, workers = split == "train", self.workers()
+        dataset = self.splits[split]
+        sampler = None
+        if train:
+            # Lightning's seed (seed_everything), as its DistributedSampler uses: the same in every process.
+            sampler = EpochShuffle(dataset, seed=int(os.environ.get("PL_GLOBAL_SEED", 0)))
+            # Workers draw their first batches as soon as the loader is iterated, which a resumed run does
+            # before Lightning sets the sampler's epoch: set here (to the number Lightning would set), the
+            # epoch it resumes in is drawn, not the first.
+            sampler.set_epoch(self.trainer.fit_loop.epoch_progress.current.processed if self.trainer else 0)
+        return (ResumableDataLoader if train else DataLoader)(
+            dataset,
+            batch_size=self.batch_size,
+            sampler=sampler,
+            collate_fn=keep_batch,
+            num_workers=workers,
+            persistent_workers=workers > 0,
+            pin_memory=torch.cuda.is_available(),
+            # Starting workers draws their seed from this generator rather than torch's global one, whose
+            # draws (dropout) a resumed run must repeat exactly, with persistent workers started anew.
+            generator=torch.Generator().manual_seed(0),
+        )
 
     def train_dataloader(self) -> DataLoader:
-        return loader(self.splits["train"], self.batch_size, self.num_workers, train=True)
+        return self.loader("train")
 
     def val_dataloader(self) -> DataLoader:
-        return loader(self.splits["val"], self.batch_size, self.num_workers)
+        return self.loader("val")
 
     def test_dataloader(self) -> DataLoader:
-        return loader(self.splits["test"], self.batch_size, self.num_workers)
+        return self.loader("test")
 
     def predict_dataloader(self) -> DataLoader:
         return self.test_dataloader()
+
+    @classmethod
+    def stand_in(cls, folder: Path) -> dict[str, object]:
+        """Write the sample images into ``folder``; return the args that read them (for the tests)."""
+        write_sample_images(folder)
+        return {"root": str(folder)}
+
+
+def class_folders(root: Path) -> tuple[str, ...]:
+    """The class names: the sorted sub-folders of ``root``, or an error saying what is wrong with them."""
+    if not root.is_dir():
+        raise MisconfigurationException(
+            f"data.root {str(root)!r}: no such folder; put one sub-folder of images per class there, or set "
+            f"data.root (python -m {__name__} {root} writes a small sample set)"
+        )
+    classes = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if len(classes) < 2:
+        raise MisconfigurationException(
+            f"data.root {str(root)!r}: {len(classes)} class folders; put one sub-folder of images per class "
+            "there, at least 2"
+        )
+    # A class folder may be a link (to images on another disk, say), but not to one that holds data.root
+    # or another class's images: each image would then be in several classes.
+    places = {name: (root / name).resolve() for name in classes}
+    held = [("data.root itself", root.resolve())]
+    held += [(f"class folder {name!r}", place) for name, place in places.items()]
+    for name, place in places.items():
+        for what, elsewhere in held:
+            if what != f"class folder {name!r}" and elsewhere.is_relative_to(place):
+                raise MisconfigurationException(
+                    f"data.root {str(root)!r}: class folder {name!r} leads to {str(place)!r}, which holds "
+                    f"{what}: its images would be in two classes; remove the link"
+                )
+    return tuple(classes)
+
+
+def main(argv: list[str]) -> None:
+    """Write the sample set into the folder ``argv`` names (``data/images`` without one), if it is empty."""
+    target = Path(argv[0] if argv else "data/images")
+    if target.is_dir() and any(target.iterdir()):
+        sys.exit(f"error: {target} is not empty: the sample images go into a new or empty folder")
+    write_sample_images(target)
+    print(f"Wrote {sum(1 for _ in target.rglob('*.png'))} sample images in 3 class folders into {target}/")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

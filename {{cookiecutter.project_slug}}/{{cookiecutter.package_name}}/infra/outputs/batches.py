@@ -12,7 +12,27 @@ from typing import Any
 
 import pytorch_lightning as pl
 from pytorch_lightning.utilities.exceptions import MisconfigurationException
+from pytorch_lightning.utilities.model_helpers import is_overridden
 from torch import Tensor
+
+TRANSFER_HOOKS = ("on_before_batch_transfer", "transfer_batch_to_device", "on_after_batch_transfer")
+
+
+def as_the_model_sees_it(
+    batch: Any, module: pl.LightningModule, datamodule: pl.LightningDataModule | None, dataloader_idx: int = 0
+) -> Any:
+    """A loader's ``batch`` after the hooks Lightning runs between the loader and the step.
+
+    The DataModule's hook where it defines one, else the LightningModule's (Lightning's own rule): a
+    DataModule may give uint8 images that ``on_after_batch_transfer`` normalises on the device, say.
+    """
+    for name in TRANSFER_HOOKS:
+        owner = datamodule if datamodule is not None and is_overridden(name, datamodule) else module
+        if name == "transfer_batch_to_device":
+            batch = owner.transfer_batch_to_device(batch, module.device, dataloader_idx)
+        else:
+            batch = getattr(owner, name)(batch, dataloader_idx)
+    return batch
 
 
 def split_batch(module: pl.LightningModule, batch: Any) -> tuple[tuple[Tensor, ...], Tensor | None]:

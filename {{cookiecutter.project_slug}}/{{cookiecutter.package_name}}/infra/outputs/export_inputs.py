@@ -16,7 +16,7 @@ import torch
 from pytorch_lightning.utilities.exceptions import MisconfigurationException
 from torch import Tensor
 
-from .batches import split_batch
+from .batches import as_the_model_sees_it, split_batch
 
 SAMPLES = 8  # samples taken from the data: exported with half, checked with one and with all
 
@@ -32,7 +32,7 @@ def example_inputs(module: pl.LightningModule, datamodule: pl.LightningDataModul
             continue  # Lightning's default hooks raise for a loader the DataModule does not define
         collected: list[tuple[Tensor, ...]] = []
         for batch in loader:
-            collected.append(split_batch(module, batch)[0])
+            collected.append(split_batch(module, as_the_model_sees_it(batch, module, datamodule))[0])
             if sum(len(inputs[0]) for inputs in collected) >= SAMPLES:
                 break
         if collected:
