@@ -84,8 +84,8 @@ def final_val_acc(out: Path) -> float:
 
 def train(kind: str, project: Path, epochs: int, out: Path, extra: tuple[str, ...] = ()) -> dict:
     """One training of ``kind`` (hand, stock, default or a group of EXTRAS off): wall time, epochs run
-    (early stopping may end a run sooner), the default's final val accuracy, and the time of each epoch as
-    measured inside the run.
+    (all: early stopping runs, but with patience beyond them), the default's final val accuracy, and the
+    time of each epoch as measured inside the run.
     """
     if kind == "hand":
         command = [sys.executable, str(HERE / "handwritten_loop.py"), f"--project={project}"]
@@ -239,7 +239,7 @@ def table(measured: dict, args: argparse.Namespace) -> str:
             lambda rate: f"{rate:,.0f} samples/s",
             f"hand-written loop vs stock: {epoch['stock'] / epoch['hand']:.2f}x faster per epoch",
         ),
-        row("epochs trained (early stopping may end sooner)", epochs, lambda n: f"{n:.0f}", ""),
+        row("epochs trained (early stopping runs, ends no run)", epochs, lambda n: f"{n:.0f}", ""),
         row("final validation accuracy", accuracy, lambda a: f"{a:.4f}", "stock logs nothing to read"),
         f"| start-up (`train.py --help`) | | {imports:.2f} s (`import torch, pytorch_lightning`) "
         f"| {startup:.2f} s | {startup - imports:+.2f} s over the imports |",

@@ -76,15 +76,22 @@ def extras_of(trainer: dict) -> dict[str, list[str]]:
     return groups
 
 
-def without(group: str, project: Path, out: Path) -> Path:
-    """A config file that, read after configs/config.yaml, turns ``group`` of the extras off."""
+def without(group: str | None, project: Path, out: Path, epochs: int) -> Path:
+    """A config file that, read after configs/config.yaml, turns ``group`` of the extras off (None: none).
+
+    Early stopping gets more patience than ``epochs``: it still runs, and costs, every epoch, but never ends
+    a run sooner, which would shorten its slope and leave the others taking turns without it. (Lightning's
+    ``min_epochs`` would keep the run going too, but once early stopping has asked to stop, Lightning logs
+    every step.)
+    """
     trainer = trainer_config(project)
-    dropped = extras_of(trainer)[group]
-    settings = {
-        "callbacks": [c for c in trainer["callbacks"] if class_name(c) not in dropped],
-        **EXTRAS[group][1],
-    }
-    path = out / f"without {group}.yaml"
+    dropped = extras_of(trainer)[group] if group else []
+    callbacks = [c for c in trainer["callbacks"] if class_name(c) not in dropped]
+    for callback in callbacks:
+        if class_name(callback).endswith("EarlyStopping"):
+            callback.setdefault("init_args", {})["patience"] = epochs + 1
+    settings = {"callbacks": callbacks, **(EXTRAS[group][1] if group else {})}
+    path = out / f"without {group or 'anything'}.yaml"
     path.write_text(yaml.safe_dump({"trainer": settings}), encoding="utf-8")
     return path
 
@@ -96,12 +103,10 @@ def lightning_command(
     out.mkdir(parents=True, exist_ok=True)
     if kind == "stock":
         where = (f"--trainer.default_root_dir={out}", *STOCK)
-    elif kind == "default":
-        where = (f"--trainer.logger.init_args.save_dir={out}",)
     else:
-        config = without(kind, project, out)
-        logs = "default_root_dir" if "logger" in EXTRAS[kind][1] else "logger.init_args.save_dir"
-        where = (f"--config={config}", f"--trainer.{logs}={out}")
+        group = None if kind == "default" else kind
+        logs = "default_root_dir" if group and "logger" in EXTRAS[group][1] else "logger.init_args.save_dir"
+        where = (f"--config={without(group, project, out, epochs)}", f"--trainer.{logs}={out}")
     clock = ("--trainer.callbacks+=epoch_clock.EpochClock", f"--trainer.callbacks.init_args.path={marks}")
     return [sys.executable, "train.py", f"--trainer.max_epochs={epochs}", *where, *clock, *extra]
 

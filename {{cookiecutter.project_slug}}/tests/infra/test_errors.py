@@ -125,7 +125,7 @@ def test_a_checkpoint_trained_on_other_data_is_refused_and_nothing_is_written(
     other = tmp_path / "other-data.ckpt"
     torch.save(checkpoint, other)
     before = snapshot(logs)
-    for subcommand in ("test", "predict", "fit"):
+    for subcommand in ("validate", "test", "predict", "fit"):
         result = cli(subcommand, f"--ckpt_path={other}", log_dir=logs, check=False)
         said = f'--ckpt_path {other} was trained with {key} = ["something", "else"], but the data'
         assert_refused(result, said)
