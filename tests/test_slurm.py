@@ -127,8 +127,11 @@ def test_ddp_job_trains_to_the_end(cluster, project, tmp_path):
 
 @pytest.mark.parametrize("how", ["time-limit signal", "preemption"])
 def test_interrupted_job_requeues_resumes_and_completes(cluster, project, tmp_path, how):
-    epochs = 12
-    job = submit(cluster, project, tmp_path, f"--trainer.max_epochs={epochs}")
+    # SLURM takes up to a second or so to deliver a signal, in which these tiny epochs run by the dozen: the
+    # job must not end first (12 epochs did, once checkpoints stopped writing last.ckpt every epoch).
+    epochs = 100
+    config = without_early_stopping(project, tmp_path)
+    job = submit(cluster, project, tmp_path, f"--trainer.max_epochs={epochs}", f"--config={config}")
     wait_for_training(cluster, project, job, epoch=2)
     if how == "preemption":
         cluster.command("scontrol", "requeue", job)
