@@ -83,9 +83,9 @@ def node_output(log_dir: Path, node_rank: int) -> Path:
 
 
 # gloo now and then aborts a process while the nodes connect, before anything is trained ("terminate called
-# without an active exception", SIGABRT): seen 3 times on a loaded 2-core machine, never on a rerun (gloo's
-# connection setup throws where it cannot: pytorch/pytorch#188266). Such a start is tried once more, on a
-# new port; any other failure fails the test.
+# without an active exception", SIGABRT): seen 3 times on a loaded 2-core machine, never on a rerun (likely
+# the open pytorch/pytorch#188266: gloo's connection setup throwing where it cannot). Such a start is tried
+# once more, on a new port; any other failure fails the test.
 ABORTED_CONNECTING = "terminate called"
 
 
