@@ -187,21 +187,24 @@ def keep_previous(output_dir: Path, staging: Path, digest: str, formats: list[st
     return kept
 
 
-def describe(checkpoint: Path, state: dict, module: nn.Module, samples: tuple, results: dict, args) -> dict:
+def describe(
+    checkpoint: Path, digest: str, state: dict, module: nn.Module, samples: tuple, results: dict, args
+) -> dict:
     """The consumer's contract, written as model.json next to the exported files."""
     with torch.no_grad():
-        outputs = flatten_outputs(module(*samples))
+        returned = module(*samples)
+    outputs = flatten_outputs(returned)
     exported_with = code_version()  # the code of forward(), which may have changed since training
     return {
         "checkpoint": str(checkpoint),
-        "checkpoint_sha256": file_sha256(checkpoint),
+        "checkpoint_sha256": digest,
         "epoch": state.get("epoch"),
         "global_step": state.get("global_step"),
         "provenance": (state.get("record") or {}).get("provenance"),  # the run, attempt and commit
         "exported_with": {key: getattr(exported_with, key) for key in ("commit", "branch", "dirty", "why")},
         "model": f"{type(module).__module__}.{type(module).__qualname__}",
         "inputs": [signature(*pair) for pair in zip(input_names(module, samples), samples, strict=True)],
-        "outputs": [signature(*pair) for pair in zip(output_names(module(*samples)), outputs, strict=True)],
+        "outputs": [signature(*pair) for pair in zip(output_names(returned), outputs, strict=True)],
         "forward": inspect.getdoc(type(module).forward) or "",
         "data_args": recorded_data_args(state),
         "formats": results,
@@ -253,11 +256,12 @@ def export(args: argparse.Namespace, train_options: list[str]) -> None:
     ):
         sys.exit(f"error: --output_dir {output_dir}: holds more than an export; give a new or empty folder")
     module, state, samples = trained_model(checkpoint, train_options)
+    digest = file_sha256(checkpoint)  # read once: a checkpoint may be gigabytes
     results, failures = {}, []
     with staged_folder(output_dir) as staging, warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the exporters' deprecation notices are torch's, not this project's
         exported_with = tuple(value[: max(2, len(value) // 2)] for value in samples)
-        results.update(keep_previous(output_dir, staging, file_sha256(checkpoint), args.format))
+        results.update(keep_previous(output_dir, staging, digest, args.format))
         for fmt in args.format:
             exporter = EXPORTERS[fmt](module, exported_with, staging / FILES[fmt])
             worst = check(fmt, staging / FILES[fmt], module, samples, args)
@@ -269,7 +273,7 @@ def export(args: argparse.Namespace, train_options: list[str]) -> None:
                 )
         if failures:
             sys.exit(f"error: {'; '.join(failures)}; nothing was written to {output_dir}")
-        contract = describe(checkpoint, state, module, samples, results, args)
+        contract = describe(checkpoint, digest, state, module, samples, results, args)
         (staging / CONTRACT).write_text(json.dumps(contract, indent=2) + "\n", encoding="utf-8")
     for fmt in args.format:
         error = results[fmt]["max_abs_error"]
