@@ -178,15 +178,6 @@ class FolderDataModule(ImageBatches):
             generator=torch.Generator().manual_seed(0),
         )
 
-    def train_dataloader(self) -> DataLoader:
-        return self.loader("train")
-
-    def val_dataloader(self) -> DataLoader:
-        return self.loader("val")
-
-    def test_dataloader(self) -> DataLoader:
-        return self.loader("test")
-
     def predict_dataloader(self) -> DataLoader:
         return self.test_dataloader()
 

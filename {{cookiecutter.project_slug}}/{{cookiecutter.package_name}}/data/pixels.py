@@ -14,6 +14,7 @@ import pytorch_lightning as pl
 import torch
 from PIL import Image
 from torch import Tensor
+from torch.utils.data import DataLoader
 
 PIXEL_MAX = 255.0
 
@@ -29,7 +30,8 @@ class ImageBatches(pl.LightningDataModule):
 
     ``on_after_batch_transfer`` normalises them there (uint8 crosses to a GPU 4 times lighter than float32),
     so the network, the exports and the machinery see float inputs. ``model_args()`` tells the model what
-    it is built for: the shape of one image, the class names and that recipe.
+    it is built for: the shape of one image, the class names and that recipe. A subclass makes each split's
+    DataLoader in ``loader(split)``, which the dataloader hooks call.
 
     Args:
         input_shape: ``(channels, height, width)`` of one image.
@@ -60,6 +62,19 @@ class ImageBatches(pl.LightningDataModule):
             "class_names": list(self.class_names),
             "normalization": self.normalization,
         }
+
+    def loader(self, split: str) -> DataLoader:
+        """The DataLoader of ``split``: "train", "val" or "test"."""
+        raise NotImplementedError
+
+    def train_dataloader(self) -> DataLoader:
+        return self.loader("train")
+
+    def val_dataloader(self) -> DataLoader:
+        return self.loader("val")
+
+    def test_dataloader(self) -> DataLoader:
+        return self.loader("test")
 
     def workers(self) -> int:
         """DataLoader workers: ``num_workers``, or this process's share of the machine's cores."""

@@ -129,15 +129,6 @@ class ShardsDataModule(ImageBatches):
             dataset, batch_size=self.batch_size, num_workers=workers, pin_memory=pin_memory
         )
 
-    def train_dataloader(self) -> DataLoader:
-        return self.loader("train")
-
-    def val_dataloader(self) -> DataLoader:
-        return self.loader("val")
-
-    def test_dataloader(self) -> DataLoader:
-        return self.loader("test")
-
     @classmethod
     def stand_in(cls, folder: Path) -> dict[str, object]:
         """Write the sample images into ``folder``, then their shards; return the args that read them."""
