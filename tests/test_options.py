@@ -23,7 +23,16 @@ from pathlib import Path
 import pytest
 import yaml
 from allpairspy import AllPairs
-from conftest import TEMPLATE, WHOLE_SUITE_TIMEOUT, python, render, run, run_script
+from conftest import (
+    COMMAND_TIMEOUT,
+    TEMPLATE,
+    WHOLE_SUITE_TIMEOUT,
+    environment,
+    python,
+    render,
+    run,
+    run_script,
+)
 from logger_metrics import READERS, wandb_run_file
 from packaging.version import Version
 
@@ -371,6 +380,23 @@ def test_trains_with_its_logger(project, tmp_path, pair):
     assert (run_folder / "config.yaml").is_file(), "the run's config belongs in its own folder"
     (attempt,) = json.loads((run_folder / "provenance.json").read_text(encoding="utf-8"))["attempts"]
     assert attempt["outcome"] == "completed" and attempt["run"] == str(run_folder.resolve())
+
+
+@pytest.mark.parametrize("example", OPTIONS["example"])
+def test_a_bad_data_setting_is_one_line_naming_it(project, example):
+    """Every example's DataModule refuses a validation share outside (0, 1): one line, no traceback."""
+    combination = next(combo for (_, code_example), combo in CODE_VARIANTS.items() if code_example == example)
+    root = project(COMBINATIONS.index(combination))
+    result = subprocess.run(
+        python("train.py", "fit", "--data.val_fraction=1.5"),
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=COMMAND_TIMEOUT,
+        env=environment(),
+    )
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr[-3000:]
+    assert result.stderr.strip().splitlines()[-1].startswith("error: data.val_fraction 1.5"), result.stderr
 
 
 def test_the_wandb_reader_takes_every_folder_of_a_run_and_only_those():

@@ -23,7 +23,7 @@ from ..infra.faults.resumable_loader import ResumableDataLoader
 from .image_cache import cache_name, cached
 from .images import EpochShuffle, ImageFiles, Transform, transforms
 from .pixels import ImageBatches, write_sample_images
-from .tensors import keep_batch, split_indices
+from .tensors import keep_batch, split_fractions, split_indices
 
 EXTENSIONS = (".bmp", ".gif", ".jpeg", ".jpg", ".png", ".tif", ".tiff", ".webp")
 
@@ -88,11 +88,7 @@ class FolderDataModule(ImageBatches):
             raise MisconfigurationException(f"data.channels {channels}: must be 1 (greyscale) or 3 (RGB)")
         if len(image_size) != 2 or min(image_size) < 1:
             raise MisconfigurationException(f"data.image_size {list(image_size)}: need [height, width] > 0")
-        if min(val_fraction, test_fraction) <= 0 or val_fraction + test_fraction >= 1:
-            raise MisconfigurationException(
-                f"data.val_fraction {val_fraction} + data.test_fraction {test_fraction}: "
-                "each must be above 0 and their sum below 1"
-            )
+        fractions = split_fractions(val_fraction, test_fraction)
         if crop_scale is not None and not 0 < crop_scale[0] <= crop_scale[1] <= 1:
             raise MisconfigurationException(
                 f"data.crop_scale {list(crop_scale)}: need [low, high] with 0 < low <= high <= 1, or null"
@@ -101,6 +97,7 @@ class FolderDataModule(ImageBatches):
         super().__init__((channels, *image_size), class_folders(self.root), batch_size, num_workers)
         self.image_size = tuple(image_size)
         self.val_fraction, self.test_fraction, self.split_seed = val_fraction, test_fraction, split_seed
+        self.fractions = fractions
         self.crop_scale, self.flip, self.cache = crop_scale, flip, cache
         self.splits: dict[str, ImageFiles] = {}
 
@@ -130,8 +127,7 @@ class FolderDataModule(ImageBatches):
         if self.splits:
             return
         files, labels = self.image_files()
-        fractions = {"test": self.test_fraction, "val": self.val_fraction, "train": None}
-        indices = split_indices(len(files), fractions, self.split_seed)
+        indices = split_indices(len(files), self.fractions, self.split_seed)
         if min(len(split) for split in indices.values()) < 1:
             raise MisconfigurationException(
                 f"data.val_fraction {self.val_fraction} + data.test_fraction {self.test_fraction}: a split "

@@ -8,6 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
+from pytorch_lightning.utilities.exceptions import MisconfigurationException
 from torch import Tensor
 
 from .mnist_files import DEFAULT_DATA_DIR, SHA256, MissingDataError, fetch_mnist, read_idx, write_idx
@@ -45,9 +46,11 @@ class MNISTDataModule(InMemoryDataModule):
     ) -> None:
         super().__init__(batch_size, num_workers)
         if not 0 < val_fraction < 1:
-            raise ValueError(f"val_fraction must be between 0 and 1, got {val_fraction}")
+            raise MisconfigurationException(f"data.val_fraction {val_fraction}: must be between 0 and 1")
         if checksums is not None and set(checksums) != set(SHA256):
-            raise ValueError(f"checksums must name the files {sorted(SHA256)}, got {sorted(checksums)}")
+            raise MisconfigurationException(
+                f"data.checksums {sorted(checksums)}: must name the files {sorted(SHA256)}"
+            )
         self.data_dir = Path(data_dir) if data_dir else DEFAULT_DATA_DIR
         self.val_fraction = val_fraction
         self.split_seed = split_seed

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 
 import pytorch_lightning as pl
 import torch
+from pytorch_lightning.utilities.exceptions import MisconfigurationException
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
@@ -47,7 +48,7 @@ def keep_batch(batch: tuple[Tensor, Tensor]) -> tuple[Tensor, Tensor]:
 def split_fractions(val_fraction: float, test_fraction: float) -> dict[str, float | None]:
     """The split fractions for :func:`split_indices`: test, validation, and the rest for training."""
     if min(val_fraction, test_fraction) <= 0 or val_fraction + test_fraction >= 1:
-        raise ValueError(
+        raise MisconfigurationException(
             f"data.val_fraction {val_fraction} + data.test_fraction {test_fraction}: each must be above 0 and"
             " their sum below 1"
         )

@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
+from pytorch_lightning.utilities.exceptions import MisconfigurationException
 from torch import Tensor
 
 from .tensors import InMemoryDataModule, in_memory_splits, split_fractions, split_indices
@@ -63,8 +64,9 @@ class TokensDataModule(InMemoryDataModule):
     ) -> None:
         super().__init__(batch_size, num_workers)
         if length < MOTIF_LENGTH or vocab_size < 2:
-            raise ValueError(
-                f"need length >= {MOTIF_LENGTH} and vocab_size >= 2, got {length} and {vocab_size}"
+            raise MisconfigurationException(
+                f"data.length {length}, data.vocab_size {vocab_size}: need length >= {MOTIF_LENGTH} and"
+                " vocab_size >= 2"
             )
         self.num_sequences, self.length, self.vocab_size = num_sequences, length, vocab_size
         self.data_seed = data_seed
