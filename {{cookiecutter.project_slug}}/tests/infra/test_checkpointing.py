@@ -7,6 +7,9 @@ from __future__ import annotations
 
 import errno
 import os
+import socket
+import subprocess
+import sys
 import threading
 from typing import Any, BinaryIO
 
@@ -18,7 +21,7 @@ from conftest import load_checkpoint
 from {{ cookiecutter.package_name }}.infra.command.profiling import FixedStateKey
 from {{ cookiecutter.package_name }}.infra.faults.checkpoint_callbacks import ModelCheckpoint
 from {{ cookiecutter.package_name }}.infra.faults.checkpointing import AtomicCheckpointIO
-from {{ cookiecutter.package_name }}.infra.faults.durable import current_umask
+from {{ cookiecutter.package_name }}.infra.faults.durable import current_umask, write_text
 from {{ cookiecutter.package_name }}.infra.faults.early_stopping import ResumableEarlyStopping
 from {{ cookiecutter.package_name }}.infra.faults.random_state import RandomStateCheckpoint
 
@@ -44,6 +47,23 @@ def test_failed_write_leaves_the_previous_checkpoint(tmp_path):
     assert load_checkpoint(target)["epoch"] == 1
     assert [path.name for path in tmp_path.iterdir()] == ["last.ckpt"]
     assert target.stat().st_mode & 0o777 == 0o666 & ~current_umask()
+
+
+def test_a_write_removes_only_the_temporary_files_of_writers_that_ended(tmp_path):
+    """Two sweep workers may write sweep-best.yaml at once: neither removes the file the other is filling."""
+    target, host = tmp_path / "sweep-best.yaml", socket.gethostname()
+    ended = int(
+        subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], stdout=subprocess.PIPE).stdout
+    )
+    running = [os.getppid(), os.getpid()]  # the other writer; and another write of this process's
+    left = {tmp_path / f".{target.name}.{host}.{ended}.killed.tmp"}
+    kept = {tmp_path / f".{target.name}.{host}.{pid}.filling.tmp" for pid in running}
+    kept.add(tmp_path / f".{target.name}.another-machine.{ended}.filling.tmp")
+    for path in left | kept:
+        path.write_text("half")
+    write_text(target, "whole")
+    assert target.read_text() == "whole"
+    assert {path for path in tmp_path.iterdir() if path != target} == kept
 
 
 def test_a_failed_write_cancels_the_removals_after_it(tmp_path):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import glob
 import os
+import socket
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -37,10 +38,12 @@ def replace(target: Path, fill: Callable[[Path], None], mode: int | None = None)
     """Fill a temporary file beside ``target`` (``fill`` writes and fsyncs it), then rename it over it.
 
     ``mode`` gives the file its permissions (default: the usual ones under the umask), which a temporary file
-    lacks. Temporary files of earlier writes of ``target`` that a kill interrupted are removed.
+    lacks. Temporary files of earlier writes of ``target`` that a kill interrupted are removed; those of
+    writers still running (another sweep worker writing the same file) are theirs to rename.
     """
     target.parent.mkdir(parents=True, exist_ok=True)
-    handle, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    writer = f".{target.name}.{socket.gethostname()}.{os.getpid()}."
+    handle, name = tempfile.mkstemp(prefix=writer, suffix=".tmp", dir=target.parent)
     temporary = Path(name)
     try:
         os.fchmod(handle, 0o666 & ~current_umask() if mode is None else mode)
@@ -52,8 +55,23 @@ def replace(target: Path, fill: Callable[[Path], None], mode: int | None = None)
         temporary.unlink(missing_ok=True)
         raise
     fsync_directory(target.parent)
-    for stale in target.parent.glob(f".{glob.escape(target.name)}.*.tmp"):
-        stale.unlink(missing_ok=True)
+    for temporary in target.parent.glob(f".{glob.escape(target.name)}.*.tmp"):
+        if abandoned(temporary, target):
+            temporary.unlink(missing_ok=True)
+
+
+def abandoned(temporary: Path, target: Path) -> bool:
+    """Whether ``temporary`` (``.<target>.<host>.<pid>.<random>.tmp``) is of an ended writer of this host."""
+    host, _, pid = temporary.name[len(target.name) + 2 : -len(".tmp")].rpartition(".")[0].rpartition(".")
+    if os.name != "posix" or host != socket.gethostname() or not pid.isdigit():
+        return False  # another machine's writer (a shared disk), or a name this code does not write
+    try:
+        os.kill(int(pid), 0)  # signal 0: only asks whether the process exists
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # it exists, as another user's
+        pass
+    return False
 
 
 def write_text(path: Path, text: str) -> None:
